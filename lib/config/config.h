@@ -1,0 +1,90 @@
+// lib/config/config.h — dotgate's configuration: the JSON file, validated once, as plain structs.
+//
+// load_config() refuses an unknown key, a wrong type, an out-of-range or missing required value
+// with a ConfigError whose message starts with the key's path ("listeners[0].port: expected
+// integer"). A Config is immutable once loaded; a SIGHUP publishes a new one for new sessions while
+// running sessions keep theirs (std::shared_ptr<const Config>).
+// The `policies` entries are kept as raw JSON here: lib/ knows no policy; policies/registry.cc
+// validates each entry (its errors carry the same paths).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/smtp/data_stream.h"
+
+namespace dotgate::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Endpoint {
+  std::string address;  // IPv4 or IPv6 literal ("127.0.0.1", "::1")
+  int port = 0;
+  std::string to_string() const;  // "127.0.0.1:25", "[::1]:25"
+};
+
+// "127.0.0.1:2525", "[::1]:2525", "localhost:25" is refused (literals only). Throws ConfigError
+// with `what` as the path.
+Endpoint parse_endpoint(const std::string& text, const std::string& what);
+
+enum class VrfyMode { Reply252, Reply502 };
+enum class LogFormat { Text, Json };
+
+struct DownstreamConfig {
+  Endpoint endpoint{"127.0.0.1", 10026};
+  std::chrono::milliseconds connect_timeout{30'000};
+  std::chrono::milliseconds reply_timeout{300'000};     // RFC 5321 4.5.3.2: MAIL/RCPT 5 min
+  std::chrono::milliseconds data_end_timeout{600'000};  // RFC 5321 4.5.3.2.6: 10 min
+};
+
+struct SmtpConfig {
+  std::string hostname = "localhost";                   // in dotgate's own replies
+  std::chrono::milliseconds command_timeout{300'000};   // RFC 5321 4.5.3.2.7: 5 min
+  std::chrono::milliseconds data_timeout{180'000};      // RFC 5321 4.5.3.2.5: 3 min
+  std::size_t max_line_length = 1000;                   // DATA text line, octets incl. CRLF
+  smtp::BareLineEnding bare_line_ending = smtp::BareLineEnding::Normalize;
+  std::size_t max_recipients = 100;                     // RFC 5321 4.5.3.1.8: at least 100
+  std::uint64_t max_message_size = 50ull << 20;         // hard cap, announced in SIZE
+  std::size_t max_connections = 1000;                   // all workers together
+  std::size_t max_commands = 10000;                     // per session; past it 421
+  std::size_t max_errors = 20;                          // bad commands per session; past it 421
+  VrfyMode vrfy = VrfyMode::Reply252;
+  bool auth_passthrough = false;
+};
+
+struct SpoolConfig {
+  std::size_t memory_threshold = 256 * 1024;  // bytes kept in memory before spilling to a file
+  std::string directory = "/tmp";
+};
+
+struct Config {
+  std::vector<Endpoint> listeners{{"127.0.0.1", 2525}};
+  DownstreamConfig downstream;
+  Endpoint admin{"127.0.0.1", 8025};
+  bool admin_enabled = true;
+  int workers = 0;  // 0: one per core
+  LogFormat log_format = LogFormat::Text;
+  std::string log_level = "info";
+  std::chrono::milliseconds drain_grace{30'000};
+  SmtpConfig smtp;
+  SpoolConfig spool;
+  nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
+
+  std::string source;  // the file it came from, for logs
+};
+
+// Parses and validates. Throws ConfigError.
+Config parse_config(const nlohmann::json& document);
+// Reads FILE, parses JSON (syntax errors reported with line/column), then parse_config.
+Config load_config_file(const std::string& path);
+
+}  // namespace dotgate::config

@@ -1,0 +1,73 @@
+// policies/policy.h — what a policy is: optional asynchronous hooks that return a Verdict.
+//
+// One Policy object per session (made by its PolicyFactory, which holds the validated config).
+// Hooks run in the order the chain gives them and complete through `done`, exactly once, on the
+// session's loop; they may complete at once (inside the call) or later. After cancel() a policy
+// must not call `done` any more (the session is closing). `finished` always runs, even after a
+// disconnect or timeout, for audit and counters. A Verdict other than pass must carry a 4xx/5xx
+// reply; the chain replaces anything else by 451 4.3.0 (a broken policy never accepts by accident).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/smtp/command.h"
+#include "lib/smtp/reply.h"
+
+namespace dotgate::spool {
+class Spool;
+}
+
+namespace dotgate::policy {
+
+enum class Action { Pass, Fail, FailKeep };
+
+struct Verdict {
+  Action action = Action::Pass;
+  smtp::Reply reply;   // for Fail / FailKeep
+  std::string reason;  // for the log
+
+  static Verdict pass() { return {}; }
+  static Verdict fail(int code, std::string_view enhanced, std::string_view text, std::string reason = {}) {
+    return {Action::Fail, smtp::Reply::make(code, enhanced, text), std::move(reason)};
+  }
+  bool passed() const { return action == Action::Pass; }
+};
+
+// What a policy may know about the session and the transaction so far.
+struct Envelope {
+  std::string client_address;
+  std::string helo;
+  std::string mail_from;
+  std::vector<smtp::EsmtpParam> mail_params;
+  std::vector<std::string> recipients;  // accepted so far
+  std::uint64_t message_size = 0;       // at data_end
+};
+
+enum class Outcome { Accepted, Rejected, Tempfailed, Aborted };
+
+using Done = std::function<void(Verdict)>;
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string_view name() const = 0;
+  virtual void mail(const Envelope&, Done done) { done(Verdict::pass()); }
+  virtual void rcpt(const Envelope&, const std::string& /*recipient*/, Done done) { done(Verdict::pass()); }
+  virtual void data_end(const Envelope&, const spool::Spool&, Done done) { done(Verdict::pass()); }
+  virtual void finished(const Envelope&, Outcome) {}
+  virtual void cancel() {}
+};
+
+class PolicyFactory {
+ public:
+  virtual ~PolicyFactory() = default;
+  virtual std::unique_ptr<Policy> create() const = 0;
+  bool required = false;  // runs even after an earlier policy failed (seed 004)
+};
+
+}  // namespace dotgate::policy

@@ -1,0 +1,103 @@
+// policies/registry.cc — see registry.h. To add a policy: a new file in policies/ and one line in
+// kRegistry below.
+#include "policies/registry.h"
+
+#include <algorithm>
+#include <map>
+
+#include "policies/limits.h"
+
+namespace dotgate::policy {
+
+namespace {
+using Builder = std::unique_ptr<PolicyFactory> (*)(PolicyConfigReader&, const config::Config&);
+
+const std::map<std::string, Builder>& registry() {
+  static const std::map<std::string, Builder> kRegistry = {
+      {"limits", &make_limits_factory},
+  };
+  return kRegistry;
+}
+}  // namespace
+
+PolicyConfigReader::PolicyConfigReader(const nlohmann::json& object, std::string path)
+    : object_(object), path_(std::move(path)) {}
+
+std::uint64_t PolicyConfigReader::unsigned_integer(const std::string& key, std::uint64_t fallback,
+                                                   std::uint64_t min, std::uint64_t max) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return fallback;
+  if (!it->is_number_integer() || (it->is_number_integer() && !it->is_number_unsigned() && it->get<std::int64_t>() < 0))
+    throw config::ConfigError(path_ + "." + key + ": expected integer in " + std::to_string(min) + ".." + std::to_string(max));
+  auto v = it->get<std::uint64_t>();
+  if (v < min || v > max)
+    throw config::ConfigError(path_ + "." + key + ": expected integer in " + std::to_string(min) + ".." + std::to_string(max));
+  return v;
+}
+
+bool PolicyConfigReader::boolean(const std::string& key, bool fallback) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return fallback;
+  if (!it->is_boolean()) throw config::ConfigError(path_ + "." + key + ": expected boolean");
+  return it->get<bool>();
+}
+
+std::string PolicyConfigReader::string(const std::string& key, const std::string& fallback) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return fallback;
+  if (!it->is_string()) throw config::ConfigError(path_ + "." + key + ": expected string");
+  return it->get<std::string>();
+}
+
+void PolicyConfigReader::finish() const {
+  for (auto it = object_.begin(); it != object_.end(); ++it) {
+    if (std::find(seen_.begin(), seen_.end(), it.key()) == seen_.end())
+      throw config::ConfigError(path_ + "." + it.key() + ": unknown key");
+  }
+}
+
+std::shared_ptr<const PolicySet> PolicySet::build(const config::Config& config) {
+  auto set = std::make_shared<PolicySet>();
+  if (!config.policies.is_array()) throw config::ConfigError("policies: expected array");
+  for (std::size_t i = 0; i < config.policies.size(); ++i) {
+    const auto& entry = config.policies[i];
+    std::string path = "policies[" + std::to_string(i) + "]";
+    if (!entry.is_object()) throw config::ConfigError(path + ": expected object");
+    auto type_it = entry.find("type");
+    if (type_it == entry.end()) throw config::ConfigError(path + ".type: missing required key");
+    if (!type_it->is_string()) throw config::ConfigError(path + ".type: expected string");
+    std::string type = type_it->get<std::string>();
+    auto found = registry().find(type);
+    if (found == registry().end()) {
+      std::string known;
+      for (const auto& [name, _] : registry()) known += (known.empty() ? "" : ", ") + name;
+      throw config::ConfigError(path + ".type: unknown policy type \"" + type + "\" (known: " + known + ")");
+    }
+    PolicyConfigReader reader(entry, path);
+    reader.string("type", "");
+    bool required = reader.boolean("required", false);
+    auto factory = found->second(reader, config);
+    reader.finish();
+    factory->required = required;
+    set->items_.push_back({type, std::move(factory)});
+  }
+  return set;
+}
+
+std::unique_ptr<Chain> PolicySet::make_chain() const {
+  std::vector<Chain::Entry> entries;
+  entries.reserve(items_.size());
+  for (const auto& item : items_) entries.push_back({item.factory->create(), item.factory->required});
+  return std::make_unique<Chain>(std::move(entries));
+}
+
+std::vector<std::string> PolicySet::names() const {
+  std::vector<std::string> out;
+  for (const auto& item : items_) out.push_back(item.type);
+  return out;
+}
+
+}  // namespace dotgate::policy

@@ -1,0 +1,244 @@
+// proxy/main.cc — dotgate's entry point: command line, config, workers, admin HTTP, signals.
+//
+// The main thread runs its own loop with the admin server and the signal handlers; each worker
+// runs a loop of its own (proxy/worker.h). SIGHUP reloads the config file for new sessions (a bad
+// file is refused with a log line, the old config stays). SIGTERM/SIGINT drain: listeners close,
+// /readyz turns 503, sessions may finish for drain_grace, then the rest get 421 4.3.2 and the
+// process exits 0. Listeners, workers and the admin address are read at start only.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include "lib/config/config.h"
+#include "lib/http/admin_server.h"
+#include "lib/log/log.h"
+#include "proxy/runtime.h"
+#include "proxy/worker.h"
+
+namespace dotgate::proxy {
+namespace {
+
+struct Options {
+  std::string config_path;
+  std::optional<std::string> listen, downstream, admin, log_format;
+  std::optional<int> workers;
+  bool check_config = false;
+};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: dotgate --config FILE [--listen ADDR:PORT] [--downstream ADDR:PORT]\n"
+               "               [--admin ADDR:PORT] [--workers N] [--log-format text|json] [--check-config]\n");
+}
+
+bool parse_args(int argc, char** argv, Options& o, std::string& error) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) {
+        error = a + ": missing value";
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--config") {
+      if (!value(o.config_path)) return false;
+    } else if (a == "--listen") {
+      if (!value(v)) return false;
+      o.listen = v;
+    } else if (a == "--downstream") {
+      if (!value(v)) return false;
+      o.downstream = v;
+    } else if (a == "--admin") {
+      if (!value(v)) return false;
+      o.admin = v;
+    } else if (a == "--log-format") {
+      if (!value(v)) return false;
+      if (v != "text" && v != "json") {
+        error = "--log-format: expected text or json";
+        return false;
+      }
+      o.log_format = v;
+    } else if (a == "--workers") {
+      if (!value(v)) return false;
+      char* end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end || n < 0 || n > 256) {
+        error = "--workers: expected an integer in 0..256";
+        return false;
+      }
+      o.workers = static_cast<int>(n);
+    } else if (a == "--check-config") {
+      o.check_config = true;
+    } else if (a == "-h" || a == "--help") {
+      usage(stdout);
+      std::exit(0);
+    } else {
+      error = "unknown argument " + a;
+      return false;
+    }
+  }
+  if (o.config_path.empty()) {
+    error = "--config FILE is required";
+    return false;
+  }
+  return true;
+}
+
+// The file, with the command line's overrides on top. Throws config::ConfigError.
+config::Config load(const Options& o) {
+  config::Config c = config::load_config_file(o.config_path);
+  if (o.listen) c.listeners = {config::parse_endpoint(*o.listen, "--listen")};
+  if (o.downstream) c.downstream.endpoint = config::parse_endpoint(*o.downstream, "--downstream");
+  if (o.admin) {
+    c.admin = config::parse_endpoint(*o.admin, "--admin");
+    c.admin_enabled = true;
+  }
+  if (o.workers) c.workers = *o.workers;
+  if (o.log_format) c.log_format = *o.log_format == "json" ? config::LogFormat::Json : config::LogFormat::Text;
+  return c;
+}
+
+struct Daemon {
+  Options options;
+  Shared shared;
+  uv_loop_t* loop = uv_default_loop();
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<http::AdminServer> admin;
+  uv_signal_t sigterm{}, sigint{}, sighup{};
+  uv_timer_t drain_timer{};
+  bool draining = false;
+  bool shutdown_sent = false;
+  std::uint64_t drain_started = 0;
+
+  void reload() {
+    try {
+      auto rt = Runtime::build(load(options));
+      shared.publish(rt);
+      log::info("configuration reloaded", {{"file", options.config_path}, {"policies", rt->policies->names()}});
+    } catch (const config::ConfigError& e) {
+      log::error("configuration reload refused, keeping the running one", {{"file", options.config_path}, {"error", e.what()}});
+    }
+  }
+
+  void drain() {
+    if (draining) return;
+    draining = true;
+    shared.draining.store(true);
+    log::info("draining", {{"grace_ms", shared.runtime()->config.drain_grace.count()}});
+    for (auto& w : workers) w->request_drain();
+    drain_started = uv_now(loop);
+    drain_timer.data = this;
+    uv_timer_start(&drain_timer, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->drain_tick(); }, 50, 50);
+  }
+
+  // Every 50 ms while draining: shut the workers down once sessions are gone or grace is over,
+  // then close the main loop's handles once every worker loop has ended.
+  void drain_tick() {
+    std::size_t sessions = 0;
+    for (auto& w : workers) sessions += w->session_count();
+    auto grace = static_cast<std::uint64_t>(shared.runtime()->config.drain_grace.count());
+    if (!shutdown_sent && (sessions == 0 || uv_now(loop) - drain_started >= grace)) {
+      shutdown_sent = true;
+      if (sessions) log::info("drain grace over", {{"sessions", sessions}});
+      for (auto& w : workers) w->request_shutdown();
+    }
+    if (!shutdown_sent) return;
+    for (auto& w : workers)
+      if (!w->finished()) return;
+    uv_timer_stop(&drain_timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);
+    if (admin) admin->close([] {});
+  }
+};
+
+int run(int argc, char** argv) {
+  auto d = std::make_unique<Daemon>();
+  std::string error;
+  if (!parse_args(argc, argv, d->options, error)) {
+    std::fprintf(stderr, "dotgate: %s\n", error.c_str());
+    usage(stderr);
+    return 2;
+  }
+  std::shared_ptr<const Runtime> runtime;
+  try {
+    runtime = Runtime::build(load(d->options));
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "dotgate: %s: %s\n", d->options.config_path.c_str(), e.what());
+    return 1;
+  }
+  if (d->options.check_config) {
+    std::printf("dotgate: %s: configuration OK\n", d->options.config_path.c_str());
+    return 0;
+  }
+  const config::Config& cfg = runtime->config;
+  if (!log::setup(cfg.log_format, cfg.log_level)) {
+    std::fprintf(stderr, "dotgate: log.level: unknown level %s\n", cfg.log_level.c_str());
+    return 1;
+  }
+  d->shared.publish(runtime);
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
+
+  int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>(d->shared, i);
+    if (w->open_listeners(cfg.listeners, error) != 0) {
+      log::error("cannot listen", {{"error", error}});
+      std::_Exit(1);  // nothing to drain yet; handles on unstarted loops need no ceremony
+    }
+    d->workers.push_back(std::move(w));
+  }
+  if (cfg.admin_enabled) {
+    Daemon* dp = d.get();
+    d->admin = std::make_unique<http::AdminServer>(
+        d->loop, http::AdminHandlers{
+                     [dp] { return !dp->shared.draining.load() && dp->shared.downstream_reachable.load(); },
+                     [dp] { return dp->shared.metrics.render(); }});
+    int rc = d->admin->listen(cfg.admin);
+    if (rc != 0) {
+      log::error("cannot listen for admin HTTP", {{"address", cfg.admin.to_string()}, {"error", uv_strerror(rc)}});
+      std::_Exit(1);
+    }
+  }
+  uv_timer_init(d->loop, &d->drain_timer);
+  uv_signal_init(d->loop, &d->sigterm);
+  uv_signal_init(d->loop, &d->sigint);
+  uv_signal_init(d->loop, &d->sighup);
+  d->sigterm.data = d->sigint.data = d->sighup.data = d.get();
+  uv_signal_start(&d->sigterm, [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->drain(); }, SIGTERM);
+  uv_signal_start(&d->sigint, [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->drain(); }, SIGINT);
+  uv_signal_start(&d->sighup, [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->reload(); }, SIGHUP);
+
+  for (auto& w : d->workers) w->start();
+  nlohmann::json listen = nlohmann::json::array();
+  for (const auto& ep : cfg.listeners) listen.push_back(ep.to_string());
+  log::info("dotgate started", {{"listen", listen},
+                                {"downstream", cfg.downstream.endpoint.to_string()},
+                                {"admin", cfg.admin_enabled ? cfg.admin.to_string() : "off"},
+                                {"workers", n},
+                                {"policies", runtime->policies->names()}});
+  uv_run(d->loop, UV_RUN_DEFAULT);
+  for (auto& w : d->workers) w->join();
+  d->workers.clear();
+  d->admin.reset();
+  uv_loop_close(d->loop);
+  log::info("dotgate stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace dotgate::proxy
+
+int main(int argc, char** argv) { return dotgate::proxy::run(argc, argv); }

@@ -1,0 +1,51 @@
+// proxy/runtime.h — what every session is made from, and the process-wide state workers share.
+//
+// A Runtime is one loaded configuration with its policies: immutable, shared by the sessions
+// started under it. SIGHUP builds a new one and publishes it in Shared; running sessions keep the
+// one they started with (their shared_ptr). Shared lives in main() for the whole process; the
+// only mutable things in it are atomics and the runtime pointer (under its mutex, read once per
+// accepted connection, never per byte).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include <uv.h>
+
+#include "lib/config/config.h"
+#include "lib/metrics/metrics.h"
+#include "policies/registry.h"
+
+namespace dotgate::proxy {
+
+struct Runtime {
+  config::Config config;
+  std::shared_ptr<const policy::PolicySet> policies;
+  sockaddr_storage downstream_address{};
+
+  // Throws config::ConfigError.
+  static std::shared_ptr<const Runtime> build(config::Config config);
+};
+
+struct Shared {
+  std::atomic<std::size_t> open_connections{0};  // all workers: checked against smtp.max_connections
+  std::atomic<bool> draining{false};
+  std::atomic<bool> downstream_reachable{true};  // last downstream connect attempt succeeded
+  metrics::Metrics metrics;
+
+  std::shared_ptr<const Runtime> runtime() const {
+    std::lock_guard lock(mutex_);
+    return runtime_;
+  }
+  void publish(std::shared_ptr<const Runtime> runtime) {
+    std::lock_guard lock(mutex_);
+    runtime_ = std::move(runtime);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Runtime> runtime_;
+};
+
+}  // namespace dotgate::proxy

@@ -1,0 +1,602 @@
+// proxy/session.cc — the client side of a Session: states, commands, replies, DATA, the verdict,
+// and the close sequence. The downstream side (connection, greeting, replies) is in
+// session_downstream.cc. See session.h for the flow.
+#include "proxy/session.h"
+
+#include "lib/log/log.h"
+
+namespace dotgate::proxy {
+
+namespace {
+// Client input kept while a command waits (for the downstream, a policy, or its reply). Past
+// this, reading stops until the queue moves: a client that floods pipelined commands cannot grow
+// our memory (invariant 5).
+constexpr std::size_t kMaxClientBuffer = 64 * 1024;
+// Downstream write queue above which the client is not read (a slow MTA slows the client).
+constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
+
+std::uint64_t now_ms(uv_loop_t* loop) { return uv_now(loop); }
+}  // namespace
+
+Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
+    : host_(host),
+      runtime_(std::move(runtime)),
+      config_(runtime_->config),
+      counters_(host.counters()),
+      data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),
+      spool_(config_.spool.memory_threshold, config_.spool.directory),
+      chain_(runtime_->policies->make_chain()) {
+  uv_timer_init(host_.loop(), &client_timer_);
+  uv_timer_init(host_.loop(), &downstream_timer_);
+  client_timer_.data = this;
+  downstream_timer_.data = this;
+  open_handles_ = 2;
+}
+
+const char* Session::state_name(State s) {
+  switch (s) {
+    case State::Greeting: return "greeting";
+    case State::Command: return "command";
+    case State::Data: return "data";
+    case State::Verdict: return "verdict";
+    case State::DotSent: return "dot";
+    case State::Closing: return "closing";
+  }
+  return "?";
+}
+
+void Session::enter_state(State next) {
+  if (log::enabled(spdlog::level::trace))
+    log::event(spdlog::level::trace, "state", {{"client", peer_}, {"from", state_name(state_)}, {"to", state_name(next)}});
+  state_ = next;
+}
+
+// ---- start and refuse --------------------------------------------------------------------------
+
+void Session::start(uv_stream_t* server) {
+  client_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  ++open_handles_;
+  counters_.add(counters_.connections_open);
+  counters_.add(counters_.connections_total);
+  counted_open_ = true;
+  if (client_->accept_from(server) != 0) {
+    close_all();
+    return;
+  }
+  client_->set_nodelay();
+  peer_ = client_->peer_name();
+  client_->start_reading();  // from now: anything before our greeting is an early talker
+  arm_client_timer();
+  connect_downstream(false);
+}
+
+void Session::refuse(uv_stream_t* server, const ReplySpec& reply) {
+  client_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  ++open_handles_;
+  counters_.add(counters_.connections_refused);
+  if (client_->accept_from(server) == 0) {
+    peer_ = client_->peer_name();
+    log::info("connection refused", {{"client", peer_}, {"reply", reply.code}});
+    send_reply(make_reply(reply));
+  }
+  close_all();
+}
+
+void Session::shut_down() {
+  if (state_ == State::Closing) return;
+  fail_session(replies::kShuttingDown, "shutting down");
+}
+
+// ---- client events -----------------------------------------------------------------------------
+
+void Session::on_data(net::TcpConnection& c, std::string_view data) {
+  if (&c != client_) {
+    // Downstream bytes: replies.
+    std::vector<smtp::Reply> replies;
+    bool ok = reply_parser_.feed(data, replies);
+    counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::DownstreamToClient)], data.size());
+    for (auto& r : replies) {
+      if (state_ == State::Closing || &c != downstream_) return;
+      on_downstream_reply(std::move(r));
+    }
+    if (!ok && state_ != State::Closing && &c == downstream_)
+      downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamProtocol, reply_parser_.error());
+    return;
+  }
+  if (state_ == State::Closing) return;
+  if (state_ == State::Greeting) {
+    // RFC 5321 4.3.1: the client waits for the greeting. One that talks first is a spam bot or a
+    // desynchronised peer; nothing it said can be trusted to line up with our replies.
+    log::info("early talker", {{"client", peer_}});
+    fail_session(replies::kEarlyTalker, "early talker");
+    return;
+  }
+  client_in_.append(data);
+  arm_client_timer();
+  pump();
+  if (state_ != State::Closing && client_ && client_in_.size() - client_pos_ > kMaxClientBuffer) {
+    client_->stop_reading();
+    client_paused_ = true;
+  }
+}
+
+void Session::on_end(net::TcpConnection& c, int status) {
+  if (state_ == State::Closing) return;
+  if (&c == client_) {
+    // The client is gone: whatever is held is abandoned. Closing the downstream before any dot
+    // means it queues nothing (invariant 2; the abort loophole of seed 004 stays closed).
+    log::info("client disconnected", {{"client", peer_}, {"state", state_name(state_)},
+                                       {"error", status == UV_EOF ? "eof" : uv_strerror(status)}});
+    if (tx_.open || state_ == State::Data || state_ == State::Verdict)
+      finish_transaction(policy::Outcome::Aborted, smtp::Reply::make(421, "4.4.2", "client disconnected"));
+    close_all();
+    return;
+  }
+  if (&c != downstream_) return;
+  bool idle = state_ == State::Command && phase_ == DownstreamPhase::Ready && downstream_in_flight_ == 0 &&
+              !tx_.open && reply_parser_.idle();
+  if (idle) {
+    // An MTA may close an idle connection (its own timeout, a restart). Nothing was lost: the
+    // next command that needs it opens a new one.
+    log::info("downstream closed while idle", {{"client", peer_}});
+    abort_downstream();
+    return;
+  }
+  downstream_failed(metrics::DownstreamError::Closed, replies::kDownstreamLost,
+                    status == UV_EOF ? "connection closed" : uv_strerror(status));
+}
+
+void Session::on_drained(net::TcpConnection& c) {
+  if (&c == downstream_ && client_paused_ && state_ != State::Closing) {
+    client_paused_ = false;
+    client_->start_reading();
+    pump();
+  }
+}
+
+void Session::on_closed(net::TcpConnection& c) {
+  if (&c == client_) client_ = nullptr;
+  if (&c == downstream_) downstream_ = nullptr;
+  handle_closed();
+}
+
+// ---- the command loop --------------------------------------------------------------------------
+
+bool Session::can_take_command() const {
+  if (state_ != State::Command || quit_ || policy_running_ || barrier_) return false;
+  if (!downstream_pipelining_ && downstream_in_flight_ > 0) return false;
+  // A client that does not read its replies must not make us queue more of them.
+  if (client_ && client_->queued_bytes() > kMaxClientBuffer) return false;
+  return true;
+}
+
+void Session::pump() {
+  if (in_pump_) {
+    pump_again_ = true;  // a completion inside the loop: the loop itself goes round again
+    return;
+  }
+  in_pump_ = true;
+  do {
+    pump_again_ = false;
+    while (state_ != State::Closing) {
+      if (state_ == State::Data) {
+        feed_data();
+        if (state_ == State::Data) break;  // needs more input
+        continue;
+      }
+      if (!can_take_command()) break;
+      if (!parked_) {
+        if (!take_command()) break;
+        continue;
+      }
+      ParkedCommand& p = *parked_;
+      if (!p.filtered && needs_policy(p.command)) {
+        run_policy(p);
+        continue;  // answered at once, or policy_running_ stops the loop
+      }
+      p.filtered = true;
+      if (phase_ != DownstreamPhase::Ready) {
+        if (phase_ == DownstreamPhase::None) {
+          bool is_helo = p.command.verb == smtp::Verb::Ehlo || p.command.verb == smtp::Verb::Helo;
+          connect_downstream(!is_helo && !helo_name_.empty());
+        }
+        break;  // resumes when the downstream is ready
+      }
+      smtp::Command cmd = std::move(p.command);
+      parked_.reset();
+      proceed(std::move(cmd));
+    }
+  } while (pump_again_ && state_ != State::Closing);
+  in_pump_ = false;
+  // Compact the input buffer once consumed bytes dominate it.
+  if (client_pos_ > 0 && (client_pos_ == client_in_.size() || client_pos_ > 16 * 1024)) {
+    client_in_.erase(0, client_pos_);
+    client_pos_ = 0;
+  }
+  if (client_paused_ && state_ != State::Closing && client_ && client_in_.size() - client_pos_ <= kMaxClientBuffer &&
+      (!downstream_ || downstream_->queued_bytes() <= kMaxDownstreamQueue)) {
+    client_paused_ = false;
+    client_->start_reading();
+  }
+}
+
+bool Session::take_command() {
+  std::string_view input(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
+  smtp::LineResult r = line_reader_.next(input);
+  client_pos_ += r.consumed;
+  switch (r.kind) {
+    case smtp::LineResult::Kind::Incomplete:
+      return false;
+    case smtp::LineResult::Kind::TooLong:
+      queue_local(replies::kLineTooLong);
+      count_error();
+      return true;
+    case smtp::LineResult::Kind::Line:
+      break;
+  }
+  if (++commands_ > config_.smtp.max_commands) {
+    fail_session(replies::kTooManyCommands, "too many commands");
+    return true;
+  }
+  smtp::Command cmd;
+  if (auth_continuation_) {
+    // The line answers the downstream's 334: relay it as is, it is not a command.
+    auth_continuation_ = false;
+    cmd.verb = smtp::Verb::Auth;
+    cmd.line.assign(r.line);
+    parked_ = ParkedCommand{std::move(cmd), true};
+    return true;
+  }
+  cmd = smtp::parse_command(r.line);
+  if (check(cmd)) parked_ = ParkedCommand{std::move(cmd), false};
+  return true;
+}
+
+// The check step: syntax, sequence and limits decided here, without the downstream.
+bool Session::check(const smtp::Command& cmd) {
+  using smtp::Verb;
+  if (!cmd.ok()) {
+    bool bad_chars = cmd.line.find('\r') != std::string::npos || cmd.line.find('\0') != std::string::npos;
+    if (bad_chars) {
+      queue_local(replies::kBadCharacters);
+    } else {
+      queue_local(smtp::Reply::make(replies::kSyntaxError.code, replies::kSyntaxError.enhanced, cmd.error));
+    }
+    count_error();
+    return false;
+  }
+  switch (cmd.verb) {
+    case Verb::Mail:
+      if (host_.shared().draining.load(std::memory_order_relaxed)) {
+        fail_session(replies::kShuttingDown, "draining");
+        return false;
+      }
+      return true;
+    case Verb::Rcpt:
+      if (tx_.recipients.size() + tx_.recipients_in_flight >= config_.smtp.max_recipients) {
+        queue_local(replies::kTooManyRecipients);
+        tx_.recipient_replies.emplace_back(cmd.address, replies::kTooManyRecipients.code);
+        return false;
+      }
+      return true;
+    case Verb::Vrfy:
+      queue_local(config_.smtp.vrfy == config::VrfyMode::Reply252 ? replies::kVrfy252 : replies::kVrfyDisabled);
+      return false;
+    case Verb::Expn:
+      queue_local(replies::kExpnDisabled);
+      return false;
+    case Verb::Auth:
+      if (config_.smtp.auth_passthrough) return true;
+      queue_local(replies::kNotImplemented);
+      count_error();
+      return false;
+    case Verb::Starttls:  // not offered until dotgate terminates TLS
+    case Verb::Bdat:      // CHUNKING not offered: BDAT would bypass the dot we hold
+    case Verb::Xclient:   // a client must never set its identity for the MTA
+    case Verb::Xforward:
+      queue_local(replies::kNotImplemented);
+      count_error();
+      return false;
+    case Verb::Quit:
+      quit_ = true;
+      queue_local(make_reply(replies::kQuitLocal), true);
+      return false;
+    case Verb::Rset:
+    case Verb::Noop:
+    case Verb::Help:
+      if (phase_ == DownstreamPhase::None) {
+        // No downstream right now (the last transaction was refused): nothing to reset there.
+        if (cmd.verb == Verb::Rset) reset_transaction();
+        queue_local(cmd.verb == Verb::Help ? replies::kHelpLocal : replies::kOkLocal);
+        return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
+bool Session::needs_policy(const smtp::Command& cmd) const {
+  return (cmd.verb == smtp::Verb::Mail || cmd.verb == smtp::Verb::Rcpt) && chain_->size() > 0;
+}
+
+// The filter step: MAIL and RCPT go through the policy chain before they are relayed.
+void Session::run_policy(ParkedCommand& parked) {
+  policy_running_ = true;
+  policy::Envelope env = envelope();
+  policy::Chain::Hook hook = policy::Chain::Hook::Rcpt;
+  if (parked.command.verb == smtp::Verb::Mail) {
+    hook = policy::Chain::Hook::Mail;
+    env.mail_from = parked.command.address;
+    env.mail_params = parked.command.params;
+    env.recipients.clear();
+  }
+  chain_->run(hook, env, parked.command.address, nullptr, [this](policy::Verdict v) {
+    policy_running_ = false;
+    if (state_ == State::Closing || !parked_) return;
+    if (v.passed()) {
+      parked_->filtered = true;
+    } else {
+      if (parked_->command.verb == smtp::Verb::Rcpt)
+        tx_.recipient_replies.emplace_back(parked_->command.address, v.reply.code);
+      log::info("policy refused", {{"client", peer_}, {"command", std::string(smtp::verb_name(parked_->command.verb))},
+                                   {"reply", v.reply.code}, {"reason", v.reason}});
+      parked_.reset();
+      queue_local(v.reply);
+    }
+    pump();
+  });
+}
+
+// The proceed step: relay the command downstream and hold a slot for its reply.
+void Session::proceed(smtp::Command cmd) {
+  using smtp::Verb;
+  PendingReply slot;
+  slot.verb = cmd.verb;
+  slot.from_downstream = true;
+  switch (cmd.verb) {
+    case Verb::Ehlo:
+    case Verb::Helo:
+      helo_name_ = cmd.argument;
+      helo_verb_ = cmd.verb;
+      barrier_ = true;  // the reply decides what may follow (PIPELINING)
+      break;
+    case Verb::Mail:
+      reset_transaction();
+      tx_.mail_from = cmd.address;
+      tx_.mail_params = cmd.params;
+      tx_.started_ms = now_ms(host_.loop());
+      break;
+    case Verb::Rcpt:
+      slot.recipient = cmd.address;
+      ++tx_.recipients_in_flight;
+      break;
+    case Verb::Data:
+      barrier_ = true;  // RFC 2920 3.1: DATA ends a group; the body waits for 354
+      break;
+    case Verb::Auth:
+      barrier_ = true;  // a 334 means the next line is not a command
+      break;
+    default:
+      break;
+  }
+  pending_.push_back(std::move(slot));
+  ++downstream_in_flight_;
+  std::string wire = std::move(cmd.line);
+  wire += "\r\n";
+  send_downstream(wire);
+  arm_downstream_timer();
+}
+
+// ---- DATA and the verdict ----------------------------------------------------------------------
+
+void Session::feed_data() {
+  std::string_view input(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
+  if (input.empty()) return;
+  std::string out;
+  smtp::DataStream::Progress p = data_stream_.feed(input, out);
+  client_pos_ += p.consumed;
+  if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
+    counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::ClientToDownstream)], out.size());
+    send_downstream(out);
+    spool_.append(out);
+    if (downstream_ && downstream_->queued_bytes() > kMaxDownstreamQueue && client_ && !client_paused_) {
+      client_->stop_reading();
+      client_paused_ = true;
+    }
+  }
+  if (p.ended) run_verdict();
+}
+
+void Session::run_verdict() {
+  enter_state(State::Verdict);
+  arm_client_timer();
+  smtp::DataFault fault = data_stream_.fault();
+  if (fault != smtp::DataFault::None || spool_.failed()) {
+    const ReplySpec& spec = fault == smtp::DataFault::LineTooLong    ? replies::kDataLineTooLong
+                            : fault == smtp::DataFault::BareLineEnding ? replies::kDataBareLineEnding
+                            : fault == smtp::DataFault::TooBig         ? replies::kMessageTooBig
+                                                                       : replies::kInternalError;
+    on_verdict(policy::Verdict{policy::Action::Fail, make_reply(spec), "data stream"});
+    return;
+  }
+  policy::Envelope env = envelope();
+  env.message_size = data_stream_.message_size();
+  policy_running_ = true;
+  chain_->run(policy::Chain::Hook::DataEnd, env, {}, &spool_, [this](policy::Verdict v) {
+    policy_running_ = false;
+    on_verdict(std::move(v));
+  });
+}
+
+void Session::on_verdict(policy::Verdict verdict) {
+  if (state_ != State::Verdict) return;
+  if (!verdict.passed()) {
+    // The downstream has the body but not the dot: closing it now aborts its transaction, so it
+    // queues nothing (invariant 2). The next MAIL opens a fresh connection.
+    abort_downstream();
+    policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
+    if (!verdict.reason.empty())
+      log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
+    enter_state(State::Command);
+    queue_local(verdict.reply);
+    finish_transaction(outcome, verdict.reply);
+    pump();
+    return;
+  }
+  if (!downstream_ || !client_) {
+    fail_session(replies::kDownstreamLost, "downstream gone before the dot");
+    return;
+  }
+  enter_state(State::DotSent);
+  PendingReply slot;
+  slot.verb = smtp::Verb::Data;
+  slot.from_downstream = true;
+  slot.is_dot = true;
+  pending_.push_back(std::move(slot));
+  ++downstream_in_flight_;
+  send_downstream(".\r\n");
+  arm_downstream_timer();
+}
+
+// ---- replies -----------------------------------------------------------------------------------
+
+smtp::Reply Session::make_reply(const ReplySpec& spec) const {
+  std::string text(spec.text);
+  if (auto at = text.find("%h"); at != std::string::npos) text.replace(at, 2, config_.smtp.hostname);
+  return smtp::Reply::make(spec.code, spec.enhanced, text);
+}
+
+void Session::queue_local(const ReplySpec& spec, bool close_after) { queue_local(make_reply(spec), close_after); }
+
+void Session::queue_local(const smtp::Reply& reply, bool close_after) {
+  PendingReply slot;
+  slot.ready = true;
+  slot.reply = reply;
+  slot.close_after = close_after;
+  pending_.push_back(std::move(slot));
+  flush_replies();
+}
+
+void Session::flush_replies() {
+  while (!pending_.empty() && pending_.front().ready && state_ != State::Closing) {
+    PendingReply slot = std::move(pending_.front());
+    pending_.pop_front();
+    send_reply(slot.reply);
+    if (slot.close_after) {
+      close_all();
+      return;
+    }
+  }
+}
+
+void Session::send_reply(const smtp::Reply& reply) {
+  if (!client_) return;
+  int k = reply.code / 100;
+  if (k >= 0 && k < 6) counters_.add(counters_.replies_by_class[k]);
+  std::string wire = reply.serialize();
+  if (log::enabled(spdlog::level::debug))
+    log::debug("reply", {{"client", peer_}, {"code", reply.code}, {"text", reply.lines.empty() ? "" : reply.lines[0]}});
+  client_->write(wire);
+}
+
+void Session::count_error() {
+  if (++errors_ > config_.smtp.max_errors) fail_session(replies::kTooManyErrors, "too many errors");
+}
+
+// ---- timers ------------------------------------------------------------------------------------
+
+void Session::arm_client_timer() {
+  if (state_ == State::Closing) return;
+  auto timeout = state_ == State::Data ? config_.smtp.data_timeout : config_.smtp.command_timeout;
+  uv_timer_start(&client_timer_, &Session::on_client_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+void Session::on_client_timer(uv_timer_t* t) {
+  auto* s = static_cast<Session*>(t->data);
+  if (s->state_ == State::Closing) return;
+  // Not the client's fault when it is waiting for us (a reply, a verdict): the downstream timer
+  // and the verdict deadline bound those waits.
+  bool waiting_for_us = s->state_ == State::Verdict || s->state_ == State::DotSent || s->state_ == State::Greeting ||
+                        !s->pending_.empty() || s->policy_running_ || s->parked_.has_value();
+  if (waiting_for_us) {
+    s->arm_client_timer();
+    return;
+  }
+  log::info("client timeout", {{"client", s->peer_}, {"state", state_name(s->state_)}});
+  if (s->state_ == State::Data || s->tx_.open)
+    s->finish_transaction(policy::Outcome::Aborted, s->make_reply(replies::kClientTimeout));
+  s->fail_session(replies::kClientTimeout, "client timeout");
+}
+
+// ---- transaction bookkeeping -------------------------------------------------------------------
+
+policy::Envelope Session::envelope() const {
+  policy::Envelope env;
+  env.client_address = peer_;
+  env.helo = helo_name_;
+  env.mail_from = tx_.mail_from;
+  env.mail_params = tx_.mail_params;
+  env.recipients = tx_.recipients;
+  return env;
+}
+
+void Session::reset_transaction() {
+  tx_ = Transaction{};
+  data_stream_.reset();
+  spool_.reset();
+}
+
+void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply) {
+  static constexpr metrics::TxOutcome kMap[] = {metrics::TxOutcome::Accepted, metrics::TxOutcome::Rejected,
+                                                metrics::TxOutcome::Tempfailed, metrics::TxOutcome::Aborted};
+  static constexpr const char* kNames[] = {"accepted", "rejected", "tempfailed", "aborted"};
+  int o = static_cast<int>(outcome);
+  counters_.add(counters_.transactions[static_cast<int>(kMap[o])]);
+  nlohmann::json rcpts = nlohmann::json::array();
+  for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
+  std::string reply_text = std::to_string(reply.code);
+  if (!reply.lines.empty()) reply_text += " " + reply.lines.front();
+  log::info("transaction", {{"client", peer_},
+                            {"helo", helo_name_},
+                            {"from", tx_.mail_from},
+                            {"rcpts", rcpts},
+                            {"size", data_stream_.message_size()},
+                            {"outcome", kNames[o]},
+                            {"reply", reply_text},
+                            {"duration_ms", tx_.started_ms ? now_ms(host_.loop()) - tx_.started_ms : 0}});
+  chain_->finished(envelope(), outcome);
+  reset_transaction();
+}
+
+// ---- the end -----------------------------------------------------------------------------------
+
+void Session::fail_session(const ReplySpec& spec, const std::string& reason) {
+  if (state_ == State::Closing) return;
+  log::info("session closed", {{"client", peer_}, {"reply", spec.code}, {"reason", reason}});
+  pending_.clear();  // the replies still owed will never come; the 421 stands for all of them
+  send_reply(make_reply(spec));
+  close_all();
+}
+
+void Session::close_all() {
+  if (state_ == State::Closing) return;
+  enter_state(State::Closing);
+  chain_->cancel();
+  uv_timer_stop(&client_timer_);
+  uv_timer_stop(&downstream_timer_);
+  if (downstream_) downstream_->close();  // never a dot: the downstream queues nothing
+  if (client_) client_->close_after_flush();  // the last reply still reaches the client
+  auto on_timer_closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); };
+  uv_close(reinterpret_cast<uv_handle_t*>(&client_timer_), on_timer_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&downstream_timer_), on_timer_closed);
+}
+
+void Session::handle_closed() {
+  if (--open_handles_ > 0) return;
+  if (counted_open_) counters_.sub(counters_.connections_open);
+  host_.session_closed(this);
+  delete this;
+}
+
+}  // namespace dotgate::proxy

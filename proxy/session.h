@@ -1,0 +1,198 @@
+// proxy/session.h — one client connection and its downstream connection: the SMTP state machine.
+//
+// Made by a Worker for each accepted connection; owns the client TcpConnection, at most one
+// downstream TcpConnection at a time, two timers, the spool and the policy chain. It frees
+// itself when every handle it owns has closed (close callbacks counted), after telling its host.
+//
+// The flow (DESIGN.md, OpenSMTPD's check -> filter -> proceed):
+//   Greeting: connect downstream, relay its (normalised) greeting; client bytes now are an early talker.
+//   Command:  each client line is checked (syntax, limits; local replies), filtered (policy hooks
+//             for MAIL/RCPT), then proceeded (relayed downstream). Replies return to the client
+//             strictly in command order through one queue, whatever mix of local and downstream
+//             replies (RFC 2920). DATA, EHLO, HELO and any command to a downstream without
+//             PIPELINING wait for their reply before the next command is taken.
+//   Data:     client bytes -> DataStream -> downstream + spool; the final dot is held.
+//   Verdict:  the chain's data_end hooks decide. Pass: relay the dot, then the downstream's reply.
+//             Fail: the client gets the verdict and the downstream connection is closed before any
+//             dot (it queues nothing); the next transaction opens a fresh one (greeting consumed,
+//             EHLO replayed).
+// Every reply leaves through send_reply() (counted, logged). Anything that breaks the session
+// ends in fail_session(): one 421/554 and the close sequence.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+#include "lib/net/tcp_connection.h"
+#include "lib/smtp/command.h"
+#include "lib/smtp/data_stream.h"
+#include "lib/smtp/ehlo.h"
+#include "lib/smtp/reply.h"
+#include "lib/spool/spool.h"
+#include "policies/chain.h"
+#include "proxy/replies.h"
+#include "proxy/runtime.h"
+
+namespace dotgate::proxy {
+
+class Session;
+
+// What a session needs from the worker that made it.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual uv_loop_t* loop() = 0;
+  virtual net::ReadBuffer* read_buffer() = 0;
+  virtual metrics::WorkerCounters& counters() = 0;
+  virtual Shared& shared() = 0;
+  virtual void session_closed(Session* session) = 0;  // the session is about to free itself
+};
+
+class Session final : public net::TcpConnection::Events {
+ public:
+  Session(SessionHost& host, std::shared_ptr<const Runtime> runtime);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Accepts from `server` and starts (connects downstream). On accept failure the session closes.
+  void start(uv_stream_t* server);
+  // Accepts, sends `reply` and closes: for connections over the limit or while draining.
+  void refuse(uv_stream_t* server, const ReplySpec& reply);
+  // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
+  void shut_down();
+
+  // TcpConnection::Events
+  void on_connected(net::TcpConnection& c, int status) override;
+  void on_data(net::TcpConnection& c, std::string_view data) override;
+  void on_end(net::TcpConnection& c, int status) override;
+  void on_drained(net::TcpConnection& c) override;
+  void on_closed(net::TcpConnection& c) override;
+
+ private:
+  enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
+  enum class DownstreamPhase { None, Connecting, Greeting, Replaying, Ready };
+
+  // One slot per command, in the order received; a reply leaves when it and all before it are known.
+  struct PendingReply {
+    smtp::Verb verb = smtp::Verb::Unknown;
+    bool from_downstream = false;
+    bool is_dot = false;
+    bool ready = false;
+    bool close_after = false;  // QUIT: close once this reply is out
+    smtp::Reply reply;
+    std::string recipient;  // RCPT: the address, for the envelope
+  };
+
+  struct ParkedCommand {
+    smtp::Command command;
+    bool filtered = false;  // policy hooks done
+  };
+
+  struct Transaction {
+    bool open = false;  // MAIL accepted downstream
+    std::string mail_from;
+    std::vector<smtp::EsmtpParam> mail_params;
+    std::vector<std::string> recipients;  // accepted downstream
+    std::vector<std::pair<std::string, int>> recipient_replies;  // every RCPT with its reply code
+    std::size_t recipients_in_flight = 0;
+    std::uint64_t started_ms = 0;
+  };
+
+  // state
+  void enter_state(State next);
+  static const char* state_name(State s);
+
+  // client side
+  void pump();
+  bool take_command();  // false: no complete line yet
+  bool check(const smtp::Command& cmd);  // false: answered locally
+  bool can_take_command() const;
+  bool needs_policy(const smtp::Command& cmd) const;
+  void run_policy(ParkedCommand& parked);
+  void proceed(smtp::Command cmd);
+  void feed_data();
+  void run_verdict();
+  void on_verdict(policy::Verdict verdict);
+
+  // replies
+  void queue_local(const smtp::Reply& reply, bool close_after = false);
+  void queue_local(const ReplySpec& spec, bool close_after = false);
+  void flush_replies();
+  void send_reply(const smtp::Reply& reply);
+  smtp::Reply make_reply(const ReplySpec& spec) const;
+  void count_error();
+
+  // downstream side
+  void connect_downstream(bool replay);
+  void send_downstream(std::string_view bytes);
+  void on_downstream_reply(smtp::Reply reply);
+  void on_greeting(smtp::Reply reply);
+  void on_command_reply(PendingReply& slot, smtp::Reply reply);
+  void abort_downstream();
+  void arm_downstream_timer();
+  void downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail);
+
+  // timers
+  void arm_client_timer();
+  static void on_client_timer(uv_timer_t* t);
+  static void on_downstream_timer(uv_timer_t* t);
+
+  // transaction and session end
+  policy::Envelope envelope() const;
+  void finish_transaction(policy::Outcome outcome, const smtp::Reply& reply);
+  void reset_transaction();
+  void fail_session(const ReplySpec& spec, const std::string& reason);
+  void close_all();
+  void handle_closed();
+
+  SessionHost& host_;
+  std::shared_ptr<const Runtime> runtime_;
+  const config::Config& config_;
+  metrics::WorkerCounters& counters_;
+
+  net::TcpConnection* client_ = nullptr;
+  net::TcpConnection* downstream_ = nullptr;
+  uv_timer_t client_timer_{};
+  uv_timer_t downstream_timer_{};
+  int open_handles_ = 0;
+  bool counted_open_ = false;
+
+  State state_ = State::Greeting;
+  DownstreamPhase phase_ = DownstreamPhase::None;
+  bool replay_helo_ = false;  // the connection being set up must replay EHLO/HELO
+  smtp::EhloCapabilities downstream_caps_;
+  bool downstream_pipelining_ = false;
+  std::size_t downstream_in_flight_ = 0;  // commands sent, replies not yet received
+  bool barrier_ = false;                  // a command that must be answered before the next one
+  smtp::ReplyParser reply_parser_;
+
+  std::string client_in_;
+  std::size_t client_pos_ = 0;  // bytes of client_in_ already consumed
+  bool client_paused_ = false;  // reading stopped for backpressure
+  smtp::CommandLineReader line_reader_;
+  smtp::DataStream data_stream_;
+  spool::Spool spool_;
+  std::unique_ptr<policy::Chain> chain_;
+  bool policy_running_ = false;
+  std::optional<ParkedCommand> parked_;
+  std::deque<PendingReply> pending_;
+  bool in_pump_ = false;
+  bool pump_again_ = false;
+  bool auth_continuation_ = false;  // next client line answers a 334 (AUTH passthrough)
+  bool quit_ = false;
+
+  std::string peer_;
+  std::string helo_name_;
+  smtp::Verb helo_verb_ = smtp::Verb::Unknown;
+  Transaction tx_;
+  std::size_t commands_ = 0;
+  std::size_t errors_ = 0;
+};
+
+}  // namespace dotgate::proxy

@@ -1,0 +1,262 @@
+// proxy/session_downstream.cc — the downstream side of a Session: connecting, the greeting, the
+// EHLO replay for a fresh connection, replies matched to their commands, timeouts, and aborts.
+// Every downstream reply passes smtp::rewrite_reply (or rewrite_ehlo) before the client sees it;
+// a reply the command cannot have means the downstream is desynchronised or broken, and the
+// session ends with 421 rather than guess (Postfix smtpd_proxy: never pass on an unexpected reply).
+#include "lib/log/log.h"
+#include "lib/smtp/reply_rewrite.h"
+#include "proxy/session.h"
+
+namespace dotgate::proxy {
+
+void Session::connect_downstream(bool replay) {
+  downstream_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  ++open_handles_;
+  phase_ = DownstreamPhase::Connecting;
+  replay_helo_ = replay;
+  downstream_caps_ = {};
+  downstream_pipelining_ = false;
+  downstream_in_flight_ = 0;
+  reply_parser_.reset();
+  int rc = downstream_->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
+  if (rc != 0) {
+    downstream_failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(rc));
+    return;
+  }
+  uv_timer_start(&downstream_timer_, &Session::on_downstream_timer,
+                 static_cast<std::uint64_t>(config_.downstream.connect_timeout.count()), 0);
+}
+
+void Session::on_connected(net::TcpConnection& c, int status) {
+  if (&c != downstream_ || state_ == State::Closing) return;
+  if (status != 0) {
+    host_.shared().downstream_reachable.store(false, std::memory_order_relaxed);
+    downstream_failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(status));
+    return;
+  }
+  host_.shared().downstream_reachable.store(true, std::memory_order_relaxed);
+  c.set_nodelay();
+  c.start_reading();
+  phase_ = DownstreamPhase::Greeting;
+  arm_downstream_timer();
+}
+
+void Session::send_downstream(std::string_view bytes) {
+  if (downstream_) downstream_->write(bytes);
+}
+
+void Session::arm_downstream_timer() {
+  if (state_ == State::Closing) return;
+  bool waiting = phase_ == DownstreamPhase::Connecting || phase_ == DownstreamPhase::Greeting ||
+                 phase_ == DownstreamPhase::Replaying || downstream_in_flight_ > 0;
+  if (!waiting) {
+    uv_timer_stop(&downstream_timer_);
+    return;
+  }
+  auto timeout = phase_ == DownstreamPhase::Connecting ? config_.downstream.connect_timeout
+                 : state_ == State::DotSent           ? config_.downstream.data_end_timeout
+                                                      : config_.downstream.reply_timeout;
+  uv_timer_start(&downstream_timer_, &Session::on_downstream_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+}
+
+void Session::on_downstream_timer(uv_timer_t* t) {
+  auto* s = static_cast<Session*>(t->data);
+  if (s->state_ == State::Closing) return;
+  bool connecting = s->phase_ == DownstreamPhase::Connecting;
+  s->downstream_failed(connecting ? metrics::DownstreamError::Connect : metrics::DownstreamError::Timeout,
+                       connecting ? replies::kDownstreamUnavailable : replies::kDownstreamTimeout,
+                       connecting ? "connect timeout" : "reply timeout");
+}
+
+void Session::downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail) {
+  counters_.add(counters_.downstream_errors[static_cast<int>(why)]);
+  log::warn("downstream error", {{"client", peer_}, {"state", state_name(state_)}, {"error", detail}});
+  if (tx_.open || state_ == State::Data || state_ == State::Verdict || state_ == State::DotSent)
+    finish_transaction(policy::Outcome::Tempfailed, make_reply(spec));
+  fail_session(spec, "downstream: " + detail);
+}
+
+void Session::abort_downstream() {
+  if (downstream_) downstream_->close();
+  downstream_ = nullptr;  // its on_closed still arrives and is counted
+  phase_ = DownstreamPhase::None;
+  downstream_caps_ = {};
+  downstream_pipelining_ = false;
+  downstream_in_flight_ = 0;
+  barrier_ = false;
+  reply_parser_.reset();
+  uv_timer_stop(&downstream_timer_);
+}
+
+void Session::on_downstream_reply(smtp::Reply reply) {
+  switch (phase_) {
+    case DownstreamPhase::Greeting:
+      on_greeting(std::move(reply));
+      return;
+    case DownstreamPhase::Replaying:
+      // The EHLO/HELO replayed on a fresh connection: the client already had its answer.
+      if (reply.klass() != 2) {
+        downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamUnavailable,
+                          "replayed " + std::string(smtp::verb_name(helo_verb_)) + " refused: " + std::to_string(reply.code));
+        return;
+      }
+      if (helo_verb_ == smtp::Verb::Ehlo) downstream_caps_ = smtp::parse_ehlo(reply);
+      downstream_pipelining_ = downstream_caps_.pipelining;
+      phase_ = DownstreamPhase::Ready;
+      arm_downstream_timer();
+      pump();
+      return;
+    case DownstreamPhase::Ready:
+      break;
+    default:
+      return;
+  }
+  PendingReply* slot = nullptr;
+  for (auto& p : pending_) {
+    if (p.from_downstream && !p.ready) {
+      slot = &p;
+      break;
+    }
+  }
+  if (!slot) {
+    // Nothing asked: an MTA announcing its own close (421 on idle timeout). Its EOF follows.
+    log::info("unsolicited downstream reply", {{"client", peer_}, {"code", reply.code}});
+    return;
+  }
+  --downstream_in_flight_;
+  on_command_reply(*slot, std::move(reply));
+  if (state_ == State::Closing) return;
+  arm_downstream_timer();
+  flush_replies();
+  if (state_ == State::Closing) return;
+  pump();
+}
+
+void Session::on_greeting(smtp::Reply reply) {
+  if (replay_helo_) {
+    // A fresh connection for the next transaction: the client saw its greeting long ago.
+    if (reply.klass() != 2) {
+      downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamUnavailable,
+                        "greeting on reconnect: " + std::to_string(reply.code));
+      return;
+    }
+    phase_ = DownstreamPhase::Replaying;
+    std::string wire = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_ + "\r\n";
+    send_downstream(wire);
+    arm_downstream_timer();
+    return;
+  }
+  if (state_ == State::Greeting) {
+    smtp::Reply greeting = smtp::rewrite_reply(smtp::ReplyContext::Greeting, std::move(reply));
+    phase_ = DownstreamPhase::Ready;
+    arm_downstream_timer();
+    enter_state(State::Command);
+    send_reply(greeting);
+    if (greeting.code == 421) {
+      // RFC 5321 3.1: after a 421 greeting the server closes.
+      close_all();
+      return;
+    }
+    arm_client_timer();
+    return;
+  }
+  // A fresh connection for an EHLO/HELO after an abort: the parked EHLO is the replay itself.
+  if (reply.klass() != 2) {
+    downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamUnavailable,
+                      "greeting on reconnect: " + std::to_string(reply.code));
+    return;
+  }
+  phase_ = DownstreamPhase::Ready;
+  arm_downstream_timer();
+  pump();
+}
+
+void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
+  using smtp::Verb;
+  slot.ready = true;
+  if (slot.is_dot) {
+    if (!smtp::reply_allowed(smtp::ReplyContext::DataEnd, reply)) {
+      // The message may or may not be queued: say "try again", never "accepted".
+      slot.reply = make_reply(replies::kDotDownstreamError);
+      counters_.add(counters_.downstream_errors[static_cast<int>(metrics::DownstreamError::Protocol)]);
+      finish_transaction(policy::Outcome::Tempfailed, slot.reply);
+      enter_state(State::Command);
+      abort_downstream();
+      return;
+    }
+    slot.reply = smtp::rewrite_reply(smtp::ReplyContext::DataEnd, std::move(reply));
+    policy::Outcome outcome = slot.reply.klass() == 2   ? policy::Outcome::Accepted
+                              : slot.reply.klass() == 4 ? policy::Outcome::Tempfailed
+                                                        : policy::Outcome::Rejected;
+    finish_transaction(outcome, slot.reply);
+    enter_state(State::Command);
+    return;
+  }
+  if (slot.verb == Verb::Auth && reply.code == 334) {
+    // AUTH passthrough: the challenge goes to the client, whose next line is the answer.
+    slot.reply = std::move(reply);
+    auth_continuation_ = true;
+    barrier_ = false;
+    return;
+  }
+  smtp::ReplyContext context = smtp::context_for(slot.verb);
+  if (!smtp::reply_allowed(context, reply)) {
+    downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamProtocol,
+                      "unexpected reply " + std::to_string(reply.code) + " to " + std::string(smtp::verb_name(slot.verb)));
+    return;
+  }
+  switch (slot.verb) {
+    case Verb::Ehlo:
+      barrier_ = false;
+      if (reply.klass() == 2) {
+        downstream_caps_ = smtp::parse_ehlo(reply);
+        downstream_pipelining_ = downstream_caps_.pipelining;
+        reset_transaction();
+        smtp::EhloOffer offer;
+        offer.max_message_size = config_.smtp.max_message_size;
+        offer.auth_passthrough = config_.smtp.auth_passthrough;
+        slot.reply = smtp::rewrite_ehlo(reply, offer);
+        return;
+      }
+      break;
+    case Verb::Helo:
+      barrier_ = false;
+      if (reply.klass() == 2) {
+        downstream_caps_ = {};
+        downstream_pipelining_ = false;
+        reset_transaction();
+      }
+      break;
+    case Verb::Mail:
+      tx_.open = reply.klass() == 2;
+      break;
+    case Verb::Rcpt:
+      if (tx_.recipients_in_flight > 0) --tx_.recipients_in_flight;
+      tx_.recipient_replies.emplace_back(slot.recipient, reply.code);
+      if (reply.klass() == 2) tx_.recipients.push_back(slot.recipient);
+      break;
+    case Verb::Rset:
+      reset_transaction();
+      break;
+    case Verb::Data:
+      barrier_ = false;
+      if (reply.code == 354) {
+        data_stream_.reset();
+        spool_.reset();
+        slot.reply = smtp::rewrite_reply(context, std::move(reply));
+        // The 354 leaves in flush_replies() right after this; the bytes that follow are the body.
+        enter_state(State::Data);
+        arm_client_timer();
+        return;
+      }
+      break;
+    case Verb::Auth:
+      barrier_ = false;
+      break;
+    default:
+      break;
+  }
+  slot.reply = smtp::rewrite_reply(context, std::move(reply));
+}
+
+}  // namespace dotgate::proxy

@@ -1,0 +1,106 @@
+// proxy/worker.cc — see worker.h.
+#include "proxy/worker.h"
+
+#include "lib/log/log.h"
+
+namespace dotgate::proxy {
+
+Worker::Worker(Shared& shared, int index)
+    : shared_(shared), index_(index), counters_(shared.metrics.add_worker()) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &async_, &Worker::on_async);
+  async_.data = this;
+}
+
+Worker::~Worker() {
+  join();
+  uv_loop_close(&loop_);
+}
+
+int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::string& error) {
+  for (const auto& ep : endpoints) {
+    auto l = std::make_unique<net::Listener>(&loop_, [this](uv_stream_t* server) { on_connection(server); });
+    int rc = l->open(ep, error);
+    ++listeners_open_;  // the handle is initialised either way and must be closed
+    listeners_.push_back(std::move(l));
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    finished_.store(true);
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::request_drain() {
+  drain_requested_.store(true);
+  uv_async_send(&async_);
+}
+
+void Worker::request_shutdown() {
+  shutdown_requested_.store(true);
+  uv_async_send(&async_);
+}
+
+void Worker::on_async(uv_async_t* async) {
+  auto* w = static_cast<Worker*>(async->data);
+  if (w->drain_requested_.load() && !w->draining_) {
+    w->draining_ = true;
+    w->close_listeners();
+  }
+  if (w->shutdown_requested_.load() && !w->shutting_down_) {
+    w->shutting_down_ = true;
+    w->draining_ = true;
+    w->close_listeners();
+    // Copy: shut_down() may close a session at once, which erases it from the set.
+    std::vector<Session*> left(w->sessions_.begin(), w->sessions_.end());
+    for (Session* s : left) s->shut_down();
+    w->maybe_finish();
+  }
+}
+
+void Worker::close_listeners() {
+  for (auto& l : listeners_) {
+    l->close([this] {
+      --listeners_open_;
+      maybe_finish();
+    });
+  }
+}
+
+void Worker::on_connection(uv_stream_t* server) {
+  auto runtime = shared_.runtime();
+  auto* session = new Session(*this, runtime);
+  sessions_.insert(session);
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+  std::size_t open = shared_.open_connections.fetch_add(1) + 1;
+  if (draining_ || shared_.draining.load()) {
+    session->refuse(server, replies::kShuttingDown);
+  } else if (open > runtime->config.smtp.max_connections) {
+    session->refuse(server, replies::kTooManyConnections);
+  } else {
+    session->start(server);
+  }
+}
+
+void Worker::session_closed(Session* session) {
+  sessions_.erase(session);
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+  shared_.open_connections.fetch_sub(1);
+  maybe_finish();
+}
+
+void Worker::maybe_finish() {
+  if (!shutting_down_ || async_closed_ || !sessions_.empty() || listeners_open_ > 0) return;
+  async_closed_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);  // the last handle: uv_run returns
+}
+
+}  // namespace dotgate::proxy

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# test/bench/relay.sh — what dotgate costs compared with no proxy and with a blind TCP relay.
+#
+#   bash test/bench/relay.sh [PATH-TO-DOTGATE]     (default: build-bench/proxy/dotgate, built
+#                                                   with -Dbuildtype=release when missing)
+#
+# In one run, on loopback only, Postfix's smtp-source sends to three targets that all end at the
+# same smtp-sink (which discards the mail):
+#   direct    smtp-source → smtp-sink
+#   haproxy   smtp-source → haproxy (mode tcp, nbthread 1) → smtp-sink
+#   dotgate   smtp-source → dotgate (--workers 1, policies: limits) → smtp-sink
+# and prints:
+#   - messages/s with 20 parallel sessions, 4 KiB messages, 1 and 5 recipients, and the ratio to
+#     direct (median of BENCH_REPS runs, the targets interleaved in each run so drift hits all);
+#   - per-message latency with one session sending sequentially, and its ratio to direct;
+#   - CPU ms per message of the proxy process (utime+stime from /proc/PID/stat, over its runs);
+#   - RSS per idle session: (VmRSS with 5,000 sessions open and greeted - VmRSS before) / 5,000,
+#     for dotgate and for haproxy (each session is a client and a downstream connection).
+# smtp-source opens one connection per message (the default; an MX sees mostly that); BENCH_REUSE=1
+# sends all of a session's messages over one connection (smtp-source -d) instead.
+#
+# Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
+# BENCH_IDLE (5000), BENCH_PORT_BASE (40025), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
+# Every process it starts is stopped by its pid on exit; every step has a time limit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+DOTGATE=${1:-${DOTGATE:-build-bench/proxy/dotgate}}
+MESSAGES=${BENCH_MESSAGES:-10000}
+REPS=${BENCH_REPS:-3}
+LAT_MESSAGES=${BENCH_LATENCY_MESSAGES:-1000}
+IDLE=${BENCH_IDLE:-5000}
+SESSIONS=20
+SIZE=4096
+BASE=${BENCH_PORT_BASE:-40025}
+DOTGATE_PORT=$BASE
+SINK_PORT=$((BASE + 1))
+HAPROXY_PORT=$((BASE + 2))
+ADMIN_PORT=$((BASE + 3))
+LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+WORK=${BENCH_DIR:-$(mktemp -d /tmp/dotgate-bench.XXXXXX)}
+mkdir -p "$WORK"
+CLK_TCK=$(getconf CLK_TCK)
+REUSE=()
+[ "${BENCH_REUSE:-0}" = 1 ] && REUSE=(-d)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'relay.sh: %s\n' "$*" >&2; exit 1; }
+
+for tool in smtp-sink smtp-source haproxy python3; do
+  command -v "$tool" >/dev/null || die "$tool not found (apt-get install postfix haproxy python3)"
+done
+
+# ---- processes: every one started is recorded and stopped by pid --------------------------------
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# port_open PORT: is something listening there? From /proc/net/tcp (state 0A = LISTEN), not by
+# connecting: a probe connection would be one more session in the proxies' counters.
+port_open() {
+  awk -v p=":$(printf '%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+wait_port() {  # PORT PID NAME
+  for _ in $(seq 1 100); do
+    port_open "$1" && return 0
+    kill -0 "$2" 2>/dev/null || die "$3 exited before listening on port $1 (log: $WORK/$3.log)"
+    sleep 0.1
+  done
+  die "$3 does not listen on port $1 after 10 s"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }          # utime + stime, clock ticks
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# ---- the dotgate binary -------------------------------------------------------------------------
+if [ ! -x "$DOTGATE" ]; then
+  if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
+    log "building $DOTGATE (release)"
+    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
+    ninja -C build-bench proxy/dotgate >&2
+  fi
+  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
+fi
+
+# ---- limits: 5,000 idle sessions are 5,000 client + 5,000 downstream sockets in dotgate ----------
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
+need=$((2 * IDLE + 1000))
+if [ "$(ulimit -n)" -lt "$need" ]; then
+  log "warning: open files limit $(ulimit -n) < $need; lowering BENCH_IDLE"
+  IDLE=$((($(ulimit -n) - 1000) / 2))
+fi
+MAXCONN=$((IDLE + 1000))
+for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT"; do
+  port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
+done
+
+# ---- start the three: sink, haproxy, dotgate ----------------------------------------------------
+# smtp-sink: -m raises its concurrency cap (default 256) above the idle sessions; as root it must
+# drop privileges (-u). Backlog 4096 (net.core.somaxconn caps it anyway).
+sink_user=()
+[ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
+smtp-sink "${sink_user[@]}" -m "$MAXCONN" -h sink.bench 127.0.0.1:"$SINK_PORT" 4096 >"$WORK/smtp-sink.log" 2>&1 &
+SINK_PID=$!; PIDS+=("$SINK_PID")
+wait_port "$SINK_PORT" "$SINK_PID" smtp-sink
+
+cat >"$WORK/haproxy.cfg" <<EOF
+# A blind byte relay: what an SMTP-unaware proxy costs. One thread, as dotgate gets one worker.
+global
+    nbthread 1
+    maxconn $MAXCONN
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 600s
+    timeout server 600s
+    maxconn $MAXCONN
+frontend smtp_in
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend smtp_sink
+backend smtp_sink
+    server sink 127.0.0.1:$SINK_PORT maxconn $MAXCONN
+EOF
+haproxy -db -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
+wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
+
+cat >"$WORK/dotgate.json" <<EOF
+{
+  "listeners": [{"address": "127.0.0.1", "port": $DOTGATE_PORT}],
+  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT},
+  "admin": {"address": "127.0.0.1", "port": $ADMIN_PORT, "enabled": true},
+  "workers": 1,
+  "log": {"format": "text", "level": "$LOG_LEVEL"},
+  "smtp": {"max_connections": $MAXCONN},
+  "spool": {"directory": "$WORK"},
+  "policies": [{"type": "limits"}]
+}
+EOF
+"$DOTGATE" --config "$WORK/dotgate.json" --workers 1 >"$WORK/dotgate.log" 2>&1 &
+DOTGATE_PID=$!; PIDS+=("$DOTGATE_PID")
+wait_port "$DOTGATE_PORT" "$DOTGATE_PID" dotgate
+
+declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT [dotgate]=$DOTGATE_PORT)
+declare -A TARGET_PID=([haproxy]=$HAPROXY_PID [dotgate]=$DOTGATE_PID)
+TARGETS=(direct haproxy dotgate)
+declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0)
+
+# run_source TARGET SESSIONS MESSAGES RCPTS: sets RUN_SECS (elapsed seconds, or FAIL) and adds the
+# proxy's CPU ticks to CPU_TICKS. Not called in a $(subshell): the counters must survive.
+RUN_SECS=
+run_source() {
+  local target=$1 sessions=$2 messages=$3 rcpts=$4 pid=${TARGET_PID[$1]:-} t0 t1 c0=0 c1=0
+  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  t0=$(date +%s%N)
+  if ! timeout 300 smtp-source "${REUSE[@]}" -s "$sessions" -m "$messages" -l "$SIZE" -r "$rcpts" \
+      -M bench.example -f sender@bench.example -t rcpt@bench.example \
+      127.0.0.1:"${TARGET_PORT[$target]}" >>"$WORK/smtp-source.log" 2>&1; then
+    log "smtp-source to $target failed (see $WORK/smtp-source.log)"
+    RUN_SECS=FAIL
+    return
+  fi
+  t1=$(date +%s%N)
+  if [ -n "$pid" ]; then
+    c1=$(cpu_ticks "$pid")
+    CPU_TICKS[$target]=$((CPU_TICKS[$target] + c1 - c0))
+    CPU_MSGS[$target]=$((CPU_MSGS[$target] + messages))
+  fi
+  RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e9 }')
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "FAIL"; else if (v[1] == "FAIL") print "FAIL"; else print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "FAIL" || b == "FAIL" || b == 0) print "-"; else printf "%.2f\n", a / b }'; }
+
+# ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
+declare -A RATE
+log "throughput: $SESSIONS sessions, $MESSAGES messages of $SIZE bytes per run, $REPS runs${REUSE[*]:+, connections reused (-d)}"
+for rcpts in 1 5; do
+  declare -A runs=()
+  for rep in $(seq 1 "$REPS"); do
+    for target in "${TARGETS[@]}"; do
+      run_source "$target" "$SESSIONS" "$MESSAGES" "$rcpts"; secs=$RUN_SECS
+      if [ "$secs" = FAIL ]; then rate=FAIL; else rate=$(awk -v n="$MESSAGES" -v s="$secs" 'BEGIN { printf "%.0f\n", n / s }'); fi
+      runs[$target]="${runs[$target]:-} $rate"
+      log "  run $rep, $rcpts rcpt, $target: $rate msg/s"
+    done
+  done
+  for target in "${TARGETS[@]}"; do RATE[$target,$rcpts]=$(median <<<"${runs[$target]}"); done
+  unset runs
+done
+
+# ---- latency: one session, sequential ----------------------------------------------------------
+declare -A LAT
+log "latency: 1 session, $LAT_MESSAGES messages, 1 recipient"
+declare -A lruns=()
+for rep in $(seq 1 "$REPS"); do
+  for target in "${TARGETS[@]}"; do
+    run_source "$target" 1 "$LAT_MESSAGES" 1; secs=$RUN_SECS
+    if [ "$secs" = FAIL ]; then ms=FAIL; else ms=$(awk -v n="$LAT_MESSAGES" -v s="$secs" 'BEGIN { printf "%.3f\n", s * 1000 / n }'); fi
+    lruns[$target]="${lruns[$target]:-} $ms"
+    log "  run $rep, $target: $ms ms/message"
+  done
+done
+for target in "${TARGETS[@]}"; do LAT[$target]=$(median <<<"${lruns[$target]}"); done
+
+# ---- CPU per message (over all of the proxy's throughput and latency runs) ----------------------
+declare -A CPU
+for target in haproxy dotgate; do
+  CPU[$target]=$(awk -v t="${CPU_TICKS[$target]}" -v n="${CPU_MSGS[$target]}" -v hz="$CLK_TCK" \
+                 'BEGIN { if (n == 0) print "-"; else printf "%.3f\n", t * 1000 / hz / n }')
+done
+
+# ---- RSS per idle session ----------------------------------------------------------------------
+declare -A IDLE_KIB
+idle_rss() {  # TARGET: prints KiB per idle session, or FAIL
+  local target=$1 pid=${TARGET_PID[$1]} before with ready fifo client
+  fifo="$WORK/idle.$target.stdin"
+  rm -f "$fifo"; mkfifo "$fifo"
+  sleep 1
+  before=$(rss_kib "$pid")
+  # The fifo is the client's stdin: closing our end (fd 7) tells it to close its sessions.
+  python3 "$ROOT/test/bench/idle_sessions.py" 127.0.0.1 "${TARGET_PORT[$target]}" "$IDLE" \
+      --timeout 90 --hold 180 <"$fifo" >"$WORK/idle.$target.out" 2>"$WORK/idle.$target.err" &
+  client=$!; PIDS+=("$client")
+  exec 7>"$fifo"
+  for _ in $(seq 1 1000); do
+    grep -q '^ready' "$WORK/idle.$target.out" 2>/dev/null && break
+    kill -0 "$client" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 1  # let the last greetings' buffers settle
+  with=$(rss_kib "$pid")
+  ready=$(cat "$WORK/idle.$target.out" 2>/dev/null || true)
+  exec 7>&-
+  wait "$client" 2>/dev/null || true
+  rm -f "$fifo"
+  log "  $target: VmRSS $before KiB before, $with KiB with $IDLE sessions ($ready)"
+  if [ "$ready" != "ready $IDLE $IDLE" ]; then
+    log "  $target: not every idle session was greeted: $(cat "$WORK/idle.$target.err")"
+    echo FAIL
+    return
+  fi
+  awk -v a="$before" -v b="$with" -v n="$IDLE" 'BEGIN { printf "%.1f\n", (b - a) / n }'
+}
+log "memory: $IDLE idle sessions, each greeted, then idle"
+for target in haproxy dotgate; do
+  IDLE_KIB[$target]=$(idle_rss "$target")
+  sleep 2  # let the closed sessions go before the next target
+done
+log "dotgate after the idle test: VmRSS $(rss_kib "$DOTGATE_PID") KiB"
+kill -0 "$DOTGATE_PID" 2>/dev/null || die "dotgate died during the benchmark (log: $WORK/dotgate.log)"
+
+# ---- summary ------------------------------------------------------------------------------------
+echo
+echo "relay benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
+echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, median of $REPS runs;" \
+     "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
+echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \
+     "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits]"
+echo
+printf '%-8s %11s %6s %11s %6s %12s %6s %11s %15s\n' \
+  target "msg/s 1rcpt" ratio "msg/s 5rcpt" ratio "latency ms" ratio "CPU ms/msg" "KiB/idle sess"
+for target in "${TARGETS[@]}"; do
+  printf '%-8s %11s %6s %11s %6s %12s %6s %11s %15s\n' "$target" \
+    "${RATE[$target,1]}" "$(ratio "${RATE[$target,1]}" "${RATE[direct,1]}")" \
+    "${RATE[$target,5]}" "$(ratio "${RATE[$target,5]}" "${RATE[direct,5]}")" \
+    "${LAT[$target]}" "$(ratio "${LAT[$target]}" "${LAT[direct]}")" \
+    "${CPU[$target]:--}" "${IDLE_KIB[$target]:--}"
+done
+echo
+# Issue 3's targets for dotgate with one worker.
+check() {  # NAME OK-EXPRESSION-RESULT
+  printf '  %-58s %s\n' "$1" "$2"
+}
+verdict() { awk "BEGIN { if ($1) print \"met\"; else print \"NOT met\" }"; }
+d1=${RATE[dotgate,1]} d5=${RATE[dotgate,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]}
+echo "targets (dotgate, one worker):"
+if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then
+  check "throughput >= haproxy's (1 and 5 recipients)" "n/a (a run failed)"
+else
+  check "throughput >= haproxy's (1 rcpt: $d1 vs $h1, 5 rcpt: $d5 vs $h5)" "$(verdict "$d1 >= $h1 && $d5 >= $h5")"
+fi
+lr=$(ratio "${LAT[dotgate]}" "${LAT[direct]}")
+if [ "$lr" = - ]; then check "sequential latency <= 1.5x direct" "n/a"
+else check "sequential latency <= 1.5x direct (${lr}x)" "$(verdict "$lr <= 1.5")"; fi
+ik=${IDLE_KIB[dotgate]}
+if [ "$ik" = FAIL ]; then check "RSS < 16 KiB per idle session" "n/a (idle test failed)"
+else check "RSS < 16 KiB per idle session ($ik KiB)" "$(verdict "$ik < 16")"; fi
+echo
+echo "logs and configs: $WORK"

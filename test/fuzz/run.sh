@@ -1,0 +1,55 @@
+#!/bin/sh
+# test/fuzz/run.sh — runs every libFuzzer target for N seconds (default 60) from a fresh corpus.
+#
+# Usage: test/fuzz/run.sh [seconds] [build-dir]   (build-dir default: build-fuzz, set up with
+#   CXX=clang++ CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz)
+# Each target starts from a corpus seeded with a few inputs in a temporary directory (removed on
+# exit; crash reproducers are copied to ./fuzz-crashes/). Exits non-zero if any target crashed.
+set -u
+seconds=${1:-60}
+build=${2:-build-fuzz}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+case $build in /*) ;; *) build=$root/$build ;; esac
+work=$(mktemp -d "${TMPDIR:-/tmp}/dotgate-fuzz.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+
+seed() {  # seed TARGET NAME BYTES (printf format)
+  mkdir -p "$work/$1/corpus"
+  printf "$3" > "$work/$1/corpus/$2"
+}
+# data_stream_fuzz: 4 header bytes (mode/limits, line limit, two split points), then DATA bytes.
+seed data_stream_fuzz plain '\000\000\003\011Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n'
+seed data_stream_fuzz bare '\001\000\005\012a\n.\nMAIL FROM:<e@x>\r\n\r\n.\r\n'
+seed data_stream_fuzz smuggle '\000\000\002\007x\r\n.\rRCPT\r\n\r\n\000.\r\n.\000\r\n.\r\n'
+seed data_stream_fuzz limits '\006\010\001\002..stuffed\r\nlong line here\r\n.\r\n'
+# command_fuzz: max line, split point, then client bytes.
+seed command_fuzz session '\077\011EHLO a\r\nMAIL FROM:<a@b> SIZE=1\r\nRCPT TO:<c@d>\r\nDATA\r\n'
+seed command_fuzz odd '\010\003mail from: <"q>x"@b> BODY=8BITMIME\nQUIT x\r\nNO\rOP\r\n'
+# reply_fuzz: split point, then downstream bytes.
+seed reply_fuzz ehlo '\005250-mx\r\n250-SIZE 100\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n'
+seed reply_fuzz mixed '\003220 hi\r\n354 go\n550 5.1.1 no\r\n25x\r\n'
+
+status=0
+for target in command_fuzz reply_fuzz data_stream_fuzz; do
+  exe=$build/test/fuzz/$target
+  if [ ! -x "$exe" ]; then
+    echo "run.sh: $exe not built" >&2
+    status=1
+    continue
+  fi
+  mkdir -p "$work/$target/artifacts"
+  echo "== $target: ${seconds}s"
+  if ! "$exe" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -artifact_prefix="$work/$target/artifacts/" \
+      "$work/$target/corpus" > "$work/$target/log" 2>&1; then
+    echo "run.sh: $target FAILED" >&2
+    tail -n 40 "$work/$target/log" >&2
+    mkdir -p fuzz-crashes && cp "$work/$target/artifacts/"* fuzz-crashes/ 2>/dev/null
+    status=1
+  else
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)' "$work/$target/log"
+    echo "   corpus: $(ls "$work/$target/corpus" | wc -l) inputs"
+  fi
+done
+exit $status

@@ -1,0 +1,3 @@
+#!/usr/bin/env python3
+# placeholder
+import sys; sys.exit(1)
