@@ -58,9 +58,11 @@ void Chain::advance() {
     r->waiting = true;
     r->in_call = true;
     std::weak_ptr<Run> weak = r;
-    auto answer = [this, weak](Verdict v) {
+    std::size_t asked = r->current;
+    auto answer = [this, weak, asked](Verdict v) {
       auto run = weak.lock();
-      if (!run || run != run_ || !run->waiting) return;  // cancelled, or answered twice
+      // Dropped: a cancelled run, a second answer, or a late answer from an earlier policy.
+      if (!run || run != run_ || !run->waiting || run->current != asked) return;
       run->waiting = false;
       v = sanitize(std::move(v));
       if (run->verdict.passed() && !v.passed()) run->verdict = std::move(v);

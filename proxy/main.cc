@@ -19,6 +19,7 @@
 #include "lib/config/config.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
+#include "proxy/downstream_probe.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -114,6 +115,7 @@ struct Daemon {
   uv_loop_t* loop = uv_default_loop();
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<http::AdminServer> admin;
+  std::unique_ptr<DownstreamProbe> probe;
   uv_signal_t sigterm{}, sigint{}, sighup{};
   uv_timer_t drain_timer{};
   bool draining = false;
@@ -161,6 +163,7 @@ struct Daemon {
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);
     if (admin) admin->close([] {});
+    probe->close([] {});
   }
 };
 
@@ -221,6 +224,9 @@ int run(int argc, char** argv) {
   uv_signal_start(&d->sigint, [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->drain(); }, SIGINT);
   uv_signal_start(&d->sighup, [](uv_signal_t* s, int) { static_cast<Daemon*>(s->data)->reload(); }, SIGHUP);
 
+  // Every 2 s while the downstream is unreachable: /readyz recovers without traffic.
+  d->probe = std::make_unique<DownstreamProbe>(d->loop, d->shared, 2000);
+  d->probe->start();
   for (auto& w : d->workers) w->start();
   nlohmann::json listen = nlohmann::json::array();
   for (const auto& ep : cfg.listeners) listen.push_back(ep.to_string());
@@ -233,6 +239,7 @@ int run(int argc, char** argv) {
   for (auto& w : d->workers) w->join();
   d->workers.clear();
   d->admin.reset();
+  d->probe.reset();
   uv_loop_close(d->loop);
   log::info("dotgate stopped");
   return 0;

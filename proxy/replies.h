@@ -36,6 +36,8 @@ inline constexpr ReplySpec kVrfy252{252, "2.5.0", "Cannot VRFY user, but will ac
 inline constexpr ReplySpec kVrfyDisabled{502, "5.5.1", "VRFY command is disabled"};
 inline constexpr ReplySpec kExpnDisabled{502, "5.5.1", "EXPN command is disabled"};
 inline constexpr ReplySpec kNotImplemented{502, "5.5.1", "Command not implemented"};
+// RFC 5321 3.1: after a 554 greeting, every command but QUIT gets 503.
+inline constexpr ReplySpec kRefusedAtGreeting{503, "5.5.1", "Bad sequence of commands: service refused at the greeting, only QUIT"};
 inline constexpr ReplySpec kOkLocal{250, "2.0.0", "OK"};
 inline constexpr ReplySpec kHelpLocal{214, "2.0.0", "See RFC 5321"};
 inline constexpr ReplySpec kTooManyRecipients{452, "4.5.3", "Too many recipients"};

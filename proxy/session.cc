@@ -18,6 +18,16 @@ constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
 std::uint64_t now_ms(uv_loop_t* loop) { return uv_now(loop); }
 }  // namespace
 
+bool Session::declared_too_big(const std::string& value) const {
+  std::uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return false;  // not a number: the downstream judges the syntax
+    if (n > (UINT64_MAX - 9) / 10) return true;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n > config_.smtp.max_message_size;
+}
+
 Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
     : host_(host),
       runtime_(std::move(runtime)),
@@ -228,8 +238,7 @@ bool Session::take_command() {
     case smtp::LineResult::Kind::Incomplete:
       return false;
     case smtp::LineResult::Kind::TooLong:
-      queue_local(replies::kLineTooLong);
-      count_error();
+      local_error(make_reply(replies::kLineTooLong));
       return true;
     case smtp::LineResult::Kind::Line:
       break;
@@ -257,18 +266,23 @@ bool Session::check(const smtp::Command& cmd) {
   using smtp::Verb;
   if (!cmd.ok()) {
     bool bad_chars = cmd.line.find('\r') != std::string::npos || cmd.line.find('\0') != std::string::npos;
-    if (bad_chars) {
-      queue_local(replies::kBadCharacters);
-    } else {
-      queue_local(smtp::Reply::make(replies::kSyntaxError.code, replies::kSyntaxError.enhanced, cmd.error));
-    }
-    count_error();
+    local_error(bad_chars ? make_reply(replies::kBadCharacters)
+                          : smtp::Reply::make(replies::kSyntaxError.code, replies::kSyntaxError.enhanced, cmd.error));
+    return false;
+  }
+  if (refused_at_greeting_ && cmd.verb != Verb::Quit) {
+    local_error(make_reply(replies::kRefusedAtGreeting));
     return false;
   }
   switch (cmd.verb) {
     case Verb::Mail:
       if (host_.shared().draining.load(std::memory_order_relaxed)) {
         fail_session(replies::kShuttingDown, "draining");
+        return false;
+      }
+      if (const smtp::EsmtpParam* size = cmd.param("SIZE"); size && declared_too_big(size->value)) {
+        // RFC 1870 6.1: we announced SIZE; a larger declaration is refused before any byte.
+        queue_local(replies::kMessageTooBig);
         return false;
       }
       return true;
@@ -287,15 +301,13 @@ bool Session::check(const smtp::Command& cmd) {
       return false;
     case Verb::Auth:
       if (config_.smtp.auth_passthrough) return true;
-      queue_local(replies::kNotImplemented);
-      count_error();
+      local_error(make_reply(replies::kNotImplemented));
       return false;
     case Verb::Starttls:  // not offered until dotgate terminates TLS
     case Verb::Bdat:      // CHUNKING not offered: BDAT would bypass the dot we hold
     case Verb::Xclient:   // a client must never set its identity for the MTA
     case Verb::Xforward:
-      queue_local(replies::kNotImplemented);
-      count_error();
+      local_error(make_reply(replies::kNotImplemented));
       return false;
     case Verb::Quit:
       quit_ = true;
@@ -500,8 +512,13 @@ void Session::send_reply(const smtp::Reply& reply) {
   client_->write(wire);
 }
 
-void Session::count_error() {
-  if (++errors_ > config_.smtp.max_errors) fail_session(replies::kTooManyErrors, "too many errors");
+void Session::local_error(const smtp::Reply& reply) {
+  // As Postfix's smtpd_hard_error_limit: the error past the limit is answered with 421 instead.
+  if (++errors_ > config_.smtp.max_errors) {
+    fail_session(replies::kTooManyErrors, "too many errors");
+    return;
+  }
+  queue_local(reply);
 }
 
 // ---- timers ------------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ class Session final : public net::TcpConnection::Events {
   bool check(const smtp::Command& cmd);  // false: answered locally
   bool can_take_command() const;
   bool needs_policy(const smtp::Command& cmd) const;
+  bool declared_too_big(const std::string& size_value) const;
   void run_policy(ParkedCommand& parked);
   void proceed(smtp::Command cmd);
   void feed_data();
@@ -126,7 +127,7 @@ class Session final : public net::TcpConnection::Events {
   void flush_replies();
   void send_reply(const smtp::Reply& reply);
   smtp::Reply make_reply(const ReplySpec& spec) const;
-  void count_error();
+  void local_error(const smtp::Reply& reply);  // a client error: counted against max_errors
 
   // downstream side
   void connect_downstream(bool replay);
@@ -186,6 +187,7 @@ class Session final : public net::TcpConnection::Events {
   bool pump_again_ = false;
   bool auth_continuation_ = false;  // next client line answers a 334 (AUTH passthrough)
   bool quit_ = false;
+  bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
 
   std::string peer_;
   std::string helo_name_;

@@ -157,6 +157,12 @@ void Session::on_greeting(smtp::Reply reply) {
       close_all();
       return;
     }
+    if (greeting.code == 554) {
+      // The MTA refused the session; whatever it would do next, dotgate answers 503 to all but
+      // QUIT (RFC 5321 3.1) so no transaction can start. The downstream is not needed any more.
+      refused_at_greeting_ = true;
+      abort_downstream();
+    }
     arm_client_timer();
     return;
   }

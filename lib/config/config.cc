@@ -12,6 +12,8 @@
 // with the offending key's path, so the operator knows where to look without a line number.
 //
 // Ranges (why each bound) are next to the code that reads the key, in read_* below.
+// load_config_file prefixes the file name to what concerns the file itself (cannot open, JSON
+// syntax with line and column); validation errors keep the path first, as config.h promises.
 #include "lib/config/config.h"
 
 #include <arpa/inet.h>
@@ -22,6 +24,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string_view>
 
@@ -112,7 +115,7 @@ class Node {
     return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
   }
   // One of `choices` (index returned). A non-string is "not one of them" too.
-  std::size_t as_choice(std::initializer_list<std::string_view> choices) const {
+  std::size_t as_choice(std::span<const std::string_view> choices) const {
     std::string list;
     for (auto c : choices) list += (list.empty() ? "" : ", ") + std::string(c);
     if (value_->is_string()) {
@@ -218,12 +221,11 @@ void read_admin(Node& node, Config& config) {
 
 void read_log(Node& node, Config& config) {
   node.expect_object();
-  if (auto n = node.member("format"))
-    config.log_format = n->as_choice({"text", "json"}) == 0 ? LogFormat::Text : LogFormat::Json;
-  if (auto n = node.member("level")) {
-    static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-    config.log_level = std::string(kLevels[n->as_choice({"trace", "debug", "info", "warn", "error", "critical", "off"})]);
-  }
+  static constexpr std::string_view kFormats[] = {"text", "json"};
+  // spdlog's level names, so proxy/ can hand the string to spdlog::level::from_str.
+  static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (auto n = node.member("format")) config.log_format = n->as_choice(kFormats) == 0 ? LogFormat::Text : LogFormat::Json;
+  if (auto n = node.member("level")) config.log_level = std::string(kLevels[n->as_choice(kLevels)]);
   node.done();
 }
 
@@ -256,9 +258,10 @@ void read_smtp(Node& node, SmtpConfig& smtp) {
   // tests and hostile setups, knowing that they refuse RFC-valid mail. The upper bound is the
   // per-session line buffer (invariant 5: bounded memory).
   if (auto n = node.member("max_line_length")) smtp.max_line_length = n->as_uint(80, 1 << 20);
+  static constexpr std::string_view kBareLineEndings[] = {"normalize", "reject"};
   if (auto n = node.member("bare_line_ending"))
-    smtp.bare_line_ending = n->as_choice({"normalize", "reject"}) == 0 ? smtp::BareLineEnding::Normalize
-                                                                       : smtp::BareLineEnding::Reject;
+    smtp.bare_line_ending = n->as_choice(kBareLineEndings) == 0 ? smtp::BareLineEnding::Normalize
+                                                               : smtp::BareLineEnding::Reject;
   // RFC 5321 4.5.3.1.8 asks for at least 100; fewer is allowed (the client gets 452 and retries).
   if (auto n = node.member("max_recipients")) smtp.max_recipients = n->as_uint(1, 100000);
   // Up to 1 TiB: the size is announced in EHLO SIZE and counted in 64 bits; bodies spool to disk.
@@ -267,7 +270,9 @@ void read_smtp(Node& node, SmtpConfig& smtp) {
   if (auto n = node.member("max_commands")) smtp.max_commands = n->as_uint(1, 100000000);
   if (auto n = node.member("max_errors")) smtp.max_errors = n->as_uint(1, 100000);
   if (auto n = node.member("vrfy")) {
-    std::uint64_t code = n->value().is_number_integer() ? n->as_uint(0, 999) : 0;
+    // 252: "cannot verify, but will accept" (RFC 5321 3.5.3, the usual answer); 502: not implemented.
+    const json& v = n->value();
+    std::uint64_t code = v.is_number_unsigned() ? v.get<std::uint64_t>() : 0;
     if (code != 252 && code != 502) n->fail("expected one of 252, 502");
     smtp.vrfy = code == 252 ? VrfyMode::Reply252 : VrfyMode::Reply502;
   }

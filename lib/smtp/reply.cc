@@ -153,8 +153,14 @@ bool ReplyParser::take_line(std::string_view line, std::vector<Reply>& out) {
     return false;
   }
   if (!current_.lines.empty() && code != current_.code) {
-    error_ = "continuation line with a different reply code";
-    return false;
+    // RFC 5321 4.2.1 wants one code on every line; real MTAs slip (250-/251-). Within one class
+    // the meaning is clear, so the first line's code stands for all. Across classes (250- then
+    // 550) nobody can say whether the command succeeded: the downstream is broken.
+    if (code / 100 != current_.code / 100) {
+      error_ = "continuation line with a reply code of another class";
+      return false;
+    }
+    code = current_.code;
   }
   if (current_.lines.size() >= kMaxReplyLines) {
     error_ = "reply has too many lines";

@@ -43,7 +43,8 @@ bool has_enhanced_code(int code, std::string_view text);
 
 // Parses downstream replies. Lines end at CRLF (LF alone tolerated). A line must be "ddd-" /
 // "ddd " / "ddd" followed by text; anything else is a protocol error (the downstream is broken or
-// not an SMTP server), as is a continuation line whose code differs from the first line's.
+// not an SMTP server), as is a continuation line whose code is of another class than the
+// first line's (within one class the first line's code is used for all lines).
 // Caps: kMaxReplyLine octets per line and kMaxReplyLines lines per reply — a downstream that
 // streams an endless reply must not grow our memory without bound.
 class ReplyParser {

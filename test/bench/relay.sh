@@ -85,6 +85,12 @@ wait_port() {  # PORT PID NAME
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }          # utime + stime, clock ticks
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# Other work on the machine skews every figure (a proxy adds two wake-ups per exchange): say so.
+LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD_AT_START" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  log "warning: load average $LOAD_AT_START on $(nproc) cores: the figures will be noisy; run on an idle machine"
+fi
+
 # ---- the dotgate binary -------------------------------------------------------------------------
 if [ ! -x "$DOTGATE" ]; then
   if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
@@ -265,7 +271,7 @@ kill -0 "$DOTGATE_PID" 2>/dev/null || die "dotgate died during the benchmark (lo
 
 # ---- summary ------------------------------------------------------------------------------------
 echo
-echo "relay benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
+echo "relay benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load average at start $LOAD_AT_START"
 echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, median of $REPS runs;" \
      "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
 echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \

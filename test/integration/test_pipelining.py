@@ -121,7 +121,7 @@ class PipeliningTest(IntegrationTest):
         self.every_split(self.sink("-p"))
 
     def test_one_packet_downstream_without_pipelining(self):
-        sink = self.sink("-p", "-w", "0.3")
+        sink = self.sink("-p", "-W", "rcpt:1")
         dg = self.dotgate(sink.port)
         c = dg.client()
         self.assertReply(c.greeting(), 220)
@@ -137,9 +137,10 @@ class PipeliningTest(IntegrationTest):
         self.assertEqual(msgs[0].rcpts, ["<b@example.net>", "<c@example.net>", "<d@example.net>"])
 
     def test_no_354_before_the_downstream(self):
+        """fake_mta answers MAIL and RCPT at once and DATA after 1.5 s: the 354 waits for it."""
         delay = 1.5
-        sink = self.sink("-w", delay)
-        dg = self.dotgate(sink.port)
+        fake = self.fake({"rules": [{"command": "DATA", "delay": delay}]})
+        dg = self.dotgate(fake.port)
         c = dg.client()
         self.assertReply(c.greeting(), 220)
         self.assertReply(c.ehlo(), 250)
@@ -151,8 +152,25 @@ class PipeliningTest(IntegrationTest):
         r3 = c.read_reply(timeout=10)
         t_data = time.monotonic() - t0
         self.assertReply(r3, 354)
-        self.assertLess(t_rcpt, delay, "MAIL/RCPT replies were held back")
-        self.assertGreaterEqual(t_data, delay - 0.1, "354 came %.2fs after DATA, before the downstream's" % t_data)
+        self.assertLess(t_rcpt, delay - 0.5, "MAIL/RCPT replies were held back behind DATA")
+        self.assertGreaterEqual(t_data, delay - 0.05, "354 came %.2fs after DATA, before the downstream's" % t_data)
+        c.send(b"Subject: late\r\n\r\nx\r\n.\r\n")
+        self.assertReply(c.read_reply(), 250)
+        self.assertEqual(len(fake.wait_for(1)), 1)
+
+    def test_no_354_before_the_downstream_smtp_sink(self):
+        delay = 2  # smtp-sink -w takes whole seconds
+        sink = self.sink("-w", delay)
+        dg = self.dotgate(sink.port)
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        t0 = time.monotonic()
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        replies = c.read_replies(3, timeout=10)
+        t_data = time.monotonic() - t0
+        self.assertEqual([r.code for r in replies], [250, 250, 354])
+        self.assertGreaterEqual(t_data, delay - 0.05, "354 came %.2fs after DATA, before the downstream's" % t_data)
         c.send(b"Subject: late\r\n\r\nx\r\n.\r\n")
         self.assertReply(c.read_reply(), 250)
         self.assertEqual(len(sink.wait_for(1)), 1)

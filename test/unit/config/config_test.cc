@@ -131,6 +131,8 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"smtp": {"max_errors": 0}})", "smtp.max_errors: expected integer in 1..100000"},
       {R"({"smtp": {"vrfy": 250}})", "smtp.vrfy: expected one of 252, 502"},
       {R"({"smtp": {"vrfy": "252"}})", "smtp.vrfy: expected one of 252, 502"},
+      {R"({"smtp": {"vrfy": 100000}})", "smtp.vrfy: expected one of 252, 502"},
+      {R"({"smtp": {"vrfy": 252.0}})", "smtp.vrfy: expected one of 252, 502"},
       {R"({"smtp": {"auth_passthrough": 1}})", "smtp.auth_passthrough: expected boolean"},
       // spool
       {R"({"spool": {"memory_threshold": -1}})", "spool.memory_threshold: expected integer in 0..1073741824"},

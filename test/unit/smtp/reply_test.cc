@@ -150,7 +150,9 @@ TEST_CASE("reply parser: table replayed at every split point") {
       {"first digit 1", "199 x\r\n", {}, true, true},
       {"first digit 6", "600 x\r\n", {}, true, true},
       {"second digit 6", "260 x\r\n", {}, true, true},
-      {"continuation with another code", "250-a\r\n251 b\r\n", {}, true, true},
+      {"continuation with another code of the same class", "250-a\r\n251-b\r\n250 c\r\n",
+       {"250-a\r\n250-b\r\n250 c\r\n"}, false, true},
+      {"continuation with a code of another class", "250-a\r\n550 b\r\n", {}, true, true},
       {"replies before an error are kept", "250 ok\r\nxyz\r\n250 never\r\n", {"250 ok\r\n"}, true, true},
       {"empty line", "\r\n", {}, true, true},
   };

@@ -1,0 +1,132 @@
+// Unit tests for policies/chain: order, first-fail-stops, required policies, asynchronous
+// answers, cancellation, and replies a broken policy may not send.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lib/spool/spool.h"
+#include "policies/chain.h"
+
+using namespace dotgate::policy;
+
+namespace {
+// A policy that records its calls and answers as told: at once, or later through `later`.
+struct Scripted final : Policy {
+  std::string id;
+  Verdict answer;
+  bool async = false;
+  std::vector<std::string>* log;
+  Done later;
+  bool cancelled = false;
+  Scripted(std::string i, Verdict a, std::vector<std::string>* l, bool as = false)
+      : id(std::move(i)), answer(std::move(a)), async(as), log(l) {}
+  std::string_view name() const override { return id; }
+  void reply(Done done) {
+    log->push_back(id);
+    if (async) later = std::move(done);
+    else done(answer);
+  }
+  void mail(const Envelope&, Done done) override { reply(std::move(done)); }
+  void rcpt(const Envelope&, const std::string&, Done done) override { reply(std::move(done)); }
+  void data_end(const Envelope&, const dotgate::spool::Spool&, Done done) override { reply(std::move(done)); }
+  void cancel() override { cancelled = true; later = nullptr; }
+};
+
+Chain make(std::vector<std::pair<Scripted*, bool>> list) {
+  std::vector<Chain::Entry> entries;
+  for (auto& [p, required] : list) entries.push_back({std::unique_ptr<Policy>(p), required});
+  return Chain(std::move(entries));
+}
+}  // namespace
+
+TEST_CASE("all pass: every policy runs in order, the verdict is pass") {
+  std::vector<std::string> log;
+  auto chain = make({{new Scripted("a", Verdict::pass(), &log), false}, {new Scripted("b", Verdict::pass(), &log), false}});
+  int calls = 0;
+  Verdict got = Verdict::fail(550, "5.0.0", "unset");
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict v) { ++calls; got = v; });
+  CHECK(calls == 1);
+  CHECK(got.passed());
+  CHECK(log == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(chain.running());
+}
+
+TEST_CASE("the first fail stops the chain; later policies do not run") {
+  std::vector<std::string> log;
+  auto chain = make({{new Scripted("a", Verdict::fail(550, "5.7.1", "no"), &log), false},
+                     {new Scripted("b", Verdict::pass(), &log), false}});
+  Verdict got;
+  chain.run(Chain::Hook::Rcpt, {}, "x@y", nullptr, [&](Verdict v) { got = v; });
+  CHECK(got.action == Action::Fail);
+  CHECK(got.reply.code == 550);
+  CHECK(log == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("required policies run after a fail, and the first fail wins") {
+  std::vector<std::string> log;
+  auto chain = make({{new Scripted("a", Verdict::fail(451, "4.7.1", "later"), &log), false},
+                     {new Scripted("b", Verdict::pass(), &log), false},
+                     {new Scripted("audit", Verdict::fail(550, "5.7.1", "audit says no"), &log), true}});
+  Verdict got;
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict v) { got = v; });
+  CHECK(log == std::vector<std::string>{"a", "audit"});
+  CHECK(got.reply.code == 451);
+}
+
+TEST_CASE("asynchronous answers resume the chain; done is called once") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::fail(554, "5.7.1", "spam"), &log, true);
+  auto chain = make({{a, false}, {b, false}});
+  int calls = 0;
+  Verdict got;
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict v) { ++calls; got = v; });
+  CHECK(calls == 0);
+  CHECK(chain.running());
+  Done da = a->later;
+  da(Verdict::pass());
+  CHECK(log == std::vector<std::string>{"a", "b"});
+  da(Verdict::fail(550, "5.0.0", "answering twice is ignored"));
+  CHECK(calls == 0);
+  b->later(b->answer);
+  CHECK(calls == 1);
+  CHECK(got.reply.code == 554);
+}
+
+TEST_CASE("cancel: no done after it, the policy in flight is cancelled") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto chain = make({{a, false}});
+  int calls = 0;
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict) { ++calls; });
+  Done saved = a->later;
+  chain.cancel();
+  CHECK(a->cancelled);
+  saved(Verdict::pass());  // a late answer after cancel is dropped
+  CHECK(calls == 0);
+  CHECK_FALSE(chain.running());
+}
+
+TEST_CASE("a policy's invalid reply never accepts: it becomes 451 4.3.0") {
+  std::vector<std::string> log;
+  Verdict bad{Action::Fail, dotgate::smtp::Reply::make(250, "2.0.0", "ok?"), ""};
+  auto chain = make({{new Scripted("a", bad, &log), false}});
+  Verdict got;
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict v) { got = v; });
+  CHECK(got.action == Action::Fail);
+  CHECK(got.reply.code == 451);
+  CHECK(got.reply.enhanced().value_or("") == "4.3.0");
+}
+
+TEST_CASE("a chain of many instant policies does not recurse") {
+  std::vector<std::string> log;
+  std::vector<Chain::Entry> entries;
+  for (int i = 0; i < 20000; ++i) entries.push_back({std::make_unique<Scripted>("p", Verdict::pass(), &log), false});
+  Chain chain(std::move(entries));
+  int calls = 0;
+  chain.run(Chain::Hook::Mail, {}, "", nullptr, [&](Verdict v) { calls += v.passed(); });
+  CHECK(calls == 1);
+  CHECK(log.size() == 20000);
+}
