@@ -31,7 +31,6 @@ inline constexpr ReplySpec kQuitLocal{221, "2.0.0", "%h Bye"};
 // commands
 inline constexpr ReplySpec kLineTooLong{500, "5.5.2", "Line too long"};
 inline constexpr ReplySpec kSyntaxError{501, "5.5.4", "Syntax error in parameters or arguments"};
-inline constexpr ReplySpec kBadCharacters{500, "5.5.2", "Syntax error: bare CR or NUL in command"};
 inline constexpr ReplySpec kVrfy252{252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"};
 inline constexpr ReplySpec kVrfyDisabled{502, "5.5.1", "VRFY command is disabled"};
 inline constexpr ReplySpec kExpnDisabled{502, "5.5.1", "EXPN command is disabled"};

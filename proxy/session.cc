@@ -3,6 +3,8 @@
 // session_downstream.cc. See session.h for the flow.
 #include "proxy/session.h"
 
+#include <cctype>
+
 #include "lib/log/log.h"
 
 namespace dotgate::proxy {
@@ -157,7 +159,12 @@ void Session::on_end(net::TcpConnection& c, int status) {
 }
 
 void Session::on_drained(net::TcpConnection& c) {
-  if (&c == downstream_ && client_paused_ && state_ != State::Closing) {
+  if (state_ == State::Closing) return;
+  if (&c == client_) {
+    pump();  // a client that stopped reading its replies held the command loop; it reads again
+    return;
+  }
+  if (client_paused_ && client_) {
     client_paused_ = false;
     client_->start_reading();
     pump();
@@ -265,9 +272,16 @@ bool Session::take_command() {
 bool Session::check(const smtp::Command& cmd) {
   using smtp::Verb;
   if (!cmd.ok()) {
-    bool bad_chars = cmd.line.find('\r') != std::string::npos || cmd.line.find('\0') != std::string::npos;
-    local_error(bad_chars ? make_reply(replies::kBadCharacters)
-                          : smtp::Reply::make(replies::kSyntaxError.code, replies::kSyntaxError.enhanced, cmd.error));
+    // The parser words the refusal as a whole reply line ("501 5.5.4 Syntax: ..."): it knows
+    // which rule the line broke. Anything else falls back to the table's syntax error.
+    smtp::Reply reply = make_reply(replies::kSyntaxError);
+    const std::string& e = cmd.error;
+    if (e.size() > 4 && e[3] == ' ' && std::isdigit(static_cast<unsigned char>(e[0])) &&
+        std::isdigit(static_cast<unsigned char>(e[1])) && std::isdigit(static_cast<unsigned char>(e[2]))) {
+      int code = std::stoi(e.substr(0, 3));
+      if (code >= 500 && code < 600) reply = smtp::Reply{code, {e.substr(4)}};
+    }
+    local_error(reply);
     return false;
   }
   if (refused_at_greeting_ && cmd.verb != Verb::Quit) {

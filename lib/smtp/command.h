@@ -35,8 +35,11 @@ struct Command {
   // MAIL FROM / RCPT TO only:
   std::string address;   // between '<' and '>' (may be empty: MAIL FROM:<>)
   std::vector<EsmtpParam> params;
-  // Non-empty when the line is not valid for its verb (bad MAIL/RCPT path, bare CR or NUL in the
-  // line, missing HELO argument, ...). The Session answers 501 5.5.2 / 500 5.5.2 and relays nothing.
+  // Non-empty when the line is not valid for its verb (bad MAIL/RCPT path or parameters, bare CR
+  // or NUL in the line, missing HELO/EHLO argument, DATA/RSET/QUIT/STARTTLS with an argument).
+  // It is the whole reply to send, code and enhanced code first: "501 5.5.4 Syntax: MAIL
+  // FROM:<address> [parameters]", "501 5.5.2 Syntax error: bare CR or NUL in command line".
+  // The Session answers it and relays nothing.
   std::string error;
 
   bool ok() const { return error.empty(); }

@@ -12,7 +12,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 case $build in /*) ;; *) build=$root/$build ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/dotgate-fuzz.XXXXXX")
-trap 'rm -rf "$work"' EXIT INT TERM
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM  # leave at once; the EXIT trap cleans up
 
 seed() {  # seed TARGET NAME BYTES (printf format)
   mkdir -p "$work/$1/corpus"

@@ -19,7 +19,6 @@ import base64
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -117,6 +116,22 @@ def _kill_all_at_exit():
 atexit.register(_kill_all_at_exit)
 
 
+def _exit_on_signal(signum, _frame):
+    # meson (or a user) stopping the run: unwind so that cleanups and atexit stop every child
+    # (they run in their own sessions, so a signal to our process group does not reach them).
+    raise SystemExit(128 + signum)
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGKILL it if the test process dies without cleaning up.
+    (Linux only; smtp-sink's -u drops this when it changes credentials, atexit covers it.)"""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Proc:
     """One child process, its output in a file, stopped by pid."""
 
@@ -126,7 +141,8 @@ class Proc:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                  stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                  preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self.pid = self.p.pid
         with _live_lock:
             _live[self.pid] = self
@@ -412,6 +428,7 @@ class Dotgate:
             "admin": {"address": LOOPBACK, "port": self.admin_port or free_port(), "enabled": bool(admin)},
             "workers": workers,
             "log": {"format": "text", "level": "info"},
+            "drain_grace": 1,  # teardown stops with SIGTERM: do not wait the default 30 s
             "spool": {"directory": self.dir},
         }
         self.config = deep_merge(base, config or {})
@@ -431,6 +448,8 @@ class Dotgate:
 
     def start(self, wait=True):
         self.write_config()
+        # cleanups run last-in first-out: registered before start_proc, the check runs after the stop
+        self.tc.addCleanup(self.check_sanitizers)
         self.proc = self.tc.start_proc("dotgate", [self.bin, "--config", self.config_path] + self.args)
         if wait:
             wait_listening(self.port, self.proc, host=self.host)
@@ -444,6 +463,20 @@ class Dotgate:
     def signal(self, sig):
         self.proc.signal(sig)
 
+    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                         "WARNING: ThreadSanitizer", "AddressSanitizer:DEADLYSIGNAL")
+
+    def check_sanitizers(self):
+        """A sanitizer build reports to stderr; any report fails the test that provoked it."""
+        out = self.log()
+        for marker in self.SANITIZER_MARKERS:
+            i = out.find(marker)
+            if i >= 0:
+                raise AssertionError("dotgate sanitizer report:\n" + out[max(0, i - 200):i + 4000])
+        status = self.proc.returncode() if self.proc else None
+        if status is not None and status < 0 and status != -signal.SIGKILL and status != -signal.SIGTERM:
+            raise AssertionError("dotgate died of signal %d:\n%s" % (-status, out[-3000:]))
+
     def log(self):
         return self.proc.output() if self.proc else ""
 
@@ -451,10 +484,14 @@ class Dotgate:
         return [l for l in self.log().splitlines() if l.strip()]
 
     def wait_log(self, pattern, timeout=5.0, count=1):
+        """Wait (bounded) until `count` log lines match `pattern`; returns the matching lines."""
         rx = re.compile(pattern)
-        return wait_until(lambda: [l for l in self.log_lines() if rx.search(l)][count - 1:] and
-                          [l for l in self.log_lines() if rx.search(l)],
-                          timeout, what="log line /%s/ x%d in:\n%s" % (pattern, count, self.log()[-3000:]))
+
+        def matching():
+            lines = [l for l in self.log_lines() if rx.search(l)]
+            return lines if len(lines) >= count else None
+
+        return wait_until(matching, timeout, what="%d log line(s) /%s/" % (count, pattern))
 
     def client(self, timeout=REPLY_TIMEOUT):
         return self.tc.raw_client(self.port, host=self.host, timeout=timeout)
@@ -749,4 +786,6 @@ class IntegrationTest(unittest.TestCase):
 
 
 def main():
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
     unittest.main(verbosity=2)

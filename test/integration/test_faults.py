@@ -134,7 +134,7 @@ class FaultsTest(IntegrationTest):
         self.assertClosed(c)
 
     def test_slow_dot_beyond_data_end_timeout(self):
-        fake = self.fake({"rules": [{"command": ".", "delay": 3}]})
+        fake = self.fake({"rules": [{"command": ".", "delay": 4}]})
         dg = self.dotgate(fake.port, {"downstream": {"reply_timeout": 1, "data_end_timeout": 1}})
         c = self.session(dg)
         self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
@@ -143,13 +143,13 @@ class FaultsTest(IntegrationTest):
         t0 = time.monotonic()
         c.send(b"Subject: slow dot\r\n\r\nbody\r\n.\r\n")
         r = self.next_reply(c)
-        self.assertLess(time.monotonic() - t0, 2.8)
+        self.assertLess(time.monotonic() - t0, 3.5)
         self.assertEqual(r.code // 100, 4, "no 250 for an unconfirmed message: %r" % r)
         self.assertEqual(r.enhanced, "4.4.2", r)
         self.assertValidReply(r)
-        time.sleep(2.5)  # the late 250 from the downstream must never reach the client
+        time.sleep(1.0)  # the late 250 from the downstream must never reach the client
         try:
-            late = c.read_reply(timeout=0.5)
+            late = c.read_reply(timeout=3)
             self.assertNotEqual(late.code, 250, "late downstream 250 relayed: %r" % late)
         except (ConnectionClosed, ReplyTimeout):
             pass

@@ -10,7 +10,7 @@ smtp.max_errors → 421 4.7.0 (replies.h).
 
 import time
 
-from harness import IntegrationTest, RawClient, main, sink_form
+from harness import IntegrationTest, main, sink_form
 
 
 class LimitsTest(IntegrationTest):

@@ -9,10 +9,9 @@ MAIL, RCPT, DATA and the dot reach the client.
 """
 
 import concurrent.futures
-import socket
 import time
 
-from harness import ConnectionClosed, IntegrationTest, RawClient, Reply, main, sink_form
+from harness import ConnectionClosed, IntegrationTest, RawClient, main, sink_form
 
 BODY = b"Subject: split\r\n\r\n.dot line\r\nbody\r\n"
 CONVERSATION = (b"EHLO split.example\r\n"

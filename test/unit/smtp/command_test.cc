@@ -90,7 +90,7 @@ TEST_CASE("command line reader: table replayed at every split point") {
       {"NUL passes to the parser", "NO\0OP\r\n"s, 512, {"L:NO\0OP"s}},
   };
   for (const auto& c : cases) {
-    INFO("case: " << c.name);
+    INFO("case: " << std::string(c.name));
     CHECK(replay(c.input, c.max_line) == c.events);
   }
 }

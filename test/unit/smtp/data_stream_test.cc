@@ -125,7 +125,7 @@ struct Case {
 };
 
 void check_case(const DataStreamLimits& limits, const Case& c) {
-  INFO("case: " << c.name);
+  INFO("case: " << std::string(c.name));
   Result r = replay(limits, c.input);
   CHECK(r.out == c.out);
   CHECK(r.consumed == (c.consumed == std::string::npos ? c.input.size() : c.consumed));

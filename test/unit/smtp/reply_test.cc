@@ -157,7 +157,7 @@ TEST_CASE("reply parser: table replayed at every split point") {
       {"empty line", "\r\n", {}, true, true},
   };
   for (const auto& c : cases) {
-    INFO("case: " << c.name);
+    INFO("case: " << std::string(c.name));
     ParseResult r = replay(c.input);
     CHECK(r.replies == c.replies);
     CHECK(r.failed == c.failed);
