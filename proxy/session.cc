@@ -419,7 +419,8 @@ void Session::proceed(smtp::Command cmd) {
 void Session::feed_data() {
   std::string_view input(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
   if (input.empty()) return;
-  std::string out;
+  std::string& out = data_out_;  // reused: no allocation per read on the body's path
+  out.clear();
   smtp::DataStream::Progress p = data_stream_.feed(input, out);
   client_pos_ += p.consumed;
   if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
@@ -576,6 +577,8 @@ void Session::reset_transaction() {
   tx_ = Transaction{};
   data_stream_.reset();
   spool_.reset();
+  // An idle session should hold no body-sized buffers (5,000 idle sessions, bounded RSS).
+  if (data_out_.capacity() > 4096) std::string().swap(data_out_);
 }
 
 void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply) {

@@ -178,6 +178,7 @@ class Session final : public net::TcpConnection::Events {
   bool client_paused_ = false;  // reading stopped for backpressure
   smtp::CommandLineReader line_reader_;
   smtp::DataStream data_stream_;
+  std::string data_out_;  // DataStream output of one read, before it goes downstream and to the spool
   spool::Spool spool_;
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;

@@ -20,7 +20,7 @@
 # sends all of a session's messages over one connection (smtp-source -d) instead.
 #
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
-# BENCH_IDLE (5000), BENCH_PORT_BASE (40025), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
+# BENCH_IDLE (5000), BENCH_PORT_BASE (22025; keep it below the ephemeral range, 32768+, which the bench's own clients use), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
 # Every process it starts is stopped by its pid on exit; every step has a time limit.
 set -euo pipefail
 
@@ -34,7 +34,7 @@ LAT_MESSAGES=${BENCH_LATENCY_MESSAGES:-1000}
 IDLE=${BENCH_IDLE:-5000}
 SESSIONS=20
 SIZE=4096
-BASE=${BENCH_PORT_BASE:-40025}
+BASE=${BENCH_PORT_BASE:-22025}
 DOTGATE_PORT=$BASE
 SINK_PORT=$((BASE + 1))
 HAPROXY_PORT=$((BASE + 2))
