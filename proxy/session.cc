@@ -1,5 +1,6 @@
-// proxy/session.cc — the client side of a Session: states, commands, replies, DATA, the verdict,
-// and the close sequence. The downstream side (connection, greeting, replies) is in
+// proxy/session.cc — the client side of a Session: states, commands, replies, timers,
+// and the close sequence. The message (DATA, verdict, transaction end) is in session_message.cc,
+// the downstream side (connection, greeting, replies) in
 // session_downstream.cc. See session.h for the flow.
 #include "proxy/session.h"
 
@@ -9,16 +10,6 @@
 
 namespace dotgate::proxy {
 
-namespace {
-// Client input kept while a command waits (for the downstream, a policy, or its reply). Past
-// this, reading stops until the queue moves: a client that floods pipelined commands cannot grow
-// our memory (invariant 5).
-constexpr std::size_t kMaxClientBuffer = 64 * 1024;
-// Downstream write queue above which the client is not read (a slow MTA slows the client).
-constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
-
-std::uint64_t now_ms(uv_loop_t* loop) { return uv_now(loop); }
-}  // namespace
 
 bool Session::declared_too_big(const std::string& value) const {
   std::uint64_t n = 0;
@@ -391,7 +382,7 @@ void Session::proceed(smtp::Command cmd) {
       reset_transaction();
       tx_.mail_from = cmd.address;
       tx_.mail_params = cmd.params;
-      tx_.started_ms = now_ms(host_.loop());
+      tx_.started_ms = uv_now(host_.loop());
       break;
     case Verb::Rcpt:
       slot.recipient = cmd.address;
@@ -411,88 +402,6 @@ void Session::proceed(smtp::Command cmd) {
   std::string wire = std::move(cmd.line);
   wire += "\r\n";
   send_downstream(wire);
-  arm_downstream_timer();
-}
-
-// ---- DATA and the verdict ----------------------------------------------------------------------
-
-void Session::feed_data() {
-  std::string_view input(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
-  if (input.empty()) return;
-  std::string& out = data_out_;  // reused: no allocation per read on the body's path
-  out.clear();
-  smtp::DataStream::Progress p = data_stream_.feed(input, out);
-  client_pos_ += p.consumed;
-  if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
-    counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::ClientToDownstream)], out.size());
-    spool_.append(out);
-    if (p.ended) {
-      // The last piece of the body waits and leaves with the dot, if the dot leaves at all: one
-      // write and one segment fewer per message. The MTA waits for the dot either way.
-      return run_verdict();
-    }
-    send_downstream(out);
-    if (downstream_ && downstream_->queued_bytes() > kMaxDownstreamQueue && client_ && !client_paused_) {
-      client_->stop_reading();
-      client_paused_ = true;
-    }
-  }
-  if (p.ended) {
-    out.clear();  // nothing held back (sent already, or a fault): the dot leaves alone
-    run_verdict();
-  }
-}
-
-void Session::run_verdict() {
-  enter_state(State::Verdict);
-  arm_client_timer();
-  smtp::DataFault fault = data_stream_.fault();
-  if (fault != smtp::DataFault::None || spool_.failed()) {
-    const ReplySpec& spec = fault == smtp::DataFault::LineTooLong    ? replies::kDataLineTooLong
-                            : fault == smtp::DataFault::BareLineEnding ? replies::kDataBareLineEnding
-                            : fault == smtp::DataFault::TooBig         ? replies::kMessageTooBig
-                                                                       : replies::kInternalError;
-    on_verdict(policy::Verdict{policy::Action::Fail, make_reply(spec), "data stream"});
-    return;
-  }
-  policy::Envelope env = envelope();
-  env.message_size = data_stream_.message_size();
-  policy_running_ = true;
-  chain_->run(policy::Chain::Hook::DataEnd, env, {}, &spool_, [this](policy::Verdict v) {
-    policy_running_ = false;
-    on_verdict(std::move(v));
-  });
-}
-
-void Session::on_verdict(policy::Verdict verdict) {
-  if (state_ != State::Verdict) return;
-  if (!verdict.passed()) {
-    // The downstream has the body but not the dot: closing it now aborts its transaction, so it
-    // queues nothing (invariant 2). The next MAIL opens a fresh connection.
-    abort_downstream();
-    policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
-    if (!verdict.reason.empty())
-      log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
-    enter_state(State::Command);
-    queue_local(verdict.reply);
-    finish_transaction(outcome, verdict.reply);
-    pump();
-    return;
-  }
-  if (!downstream_ || !client_) {
-    fail_session(replies::kDownstreamLost, "downstream gone before the dot");
-    return;
-  }
-  enter_state(State::DotSent);
-  PendingReply slot;
-  slot.verb = smtp::Verb::Data;
-  slot.from_downstream = true;
-  slot.is_dot = true;
-  pending_.push_back(std::move(slot));
-  ++downstream_in_flight_;
-  data_out_ += ".\r\n";  // the body's last piece, held back by feed_data(), with the dot
-  send_downstream(data_out_);
-  data_out_.clear();
   arm_downstream_timer();
 }
 
@@ -569,49 +478,6 @@ void Session::on_client_timer(uv_timer_t* t) {
   if (s->state_ == State::Data || s->tx_.open)
     s->finish_transaction(policy::Outcome::Aborted, s->make_reply(replies::kClientTimeout));
   s->fail_session(replies::kClientTimeout, "client timeout");
-}
-
-// ---- transaction bookkeeping -------------------------------------------------------------------
-
-policy::Envelope Session::envelope() const {
-  policy::Envelope env;
-  env.client_address = peer_;
-  env.helo = helo_name_;
-  env.mail_from = tx_.mail_from;
-  env.mail_params = tx_.mail_params;
-  env.recipients = tx_.recipients;
-  return env;
-}
-
-void Session::reset_transaction() {
-  tx_ = Transaction{};
-  data_stream_.reset();
-  spool_.reset();
-  // An idle session should hold no body-sized buffers (5,000 idle sessions, bounded RSS).
-  data_out_.clear();  // a held last piece of a refused message goes nowhere
-  if (data_out_.capacity() > 4096) std::string().swap(data_out_);
-}
-
-void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply) {
-  static constexpr metrics::TxOutcome kMap[] = {metrics::TxOutcome::Accepted, metrics::TxOutcome::Rejected,
-                                                metrics::TxOutcome::Tempfailed, metrics::TxOutcome::Aborted};
-  static constexpr const char* kNames[] = {"accepted", "rejected", "tempfailed", "aborted"};
-  int o = static_cast<int>(outcome);
-  counters_.add(counters_.transactions[static_cast<int>(kMap[o])]);
-  nlohmann::json rcpts = nlohmann::json::array();
-  for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
-  std::string reply_text = std::to_string(reply.code);
-  if (!reply.lines.empty()) reply_text += " " + reply.lines.front();
-  log::info("transaction", {{"client", peer_},
-                            {"helo", helo_name_},
-                            {"from", tx_.mail_from},
-                            {"rcpts", rcpts},
-                            {"size", data_stream_.message_size()},
-                            {"outcome", kNames[o]},
-                            {"reply", reply_text},
-                            {"duration_ms", tx_.started_ms ? now_ms(host_.loop()) - tx_.started_ms : 0}});
-  chain_->finished(envelope(), outcome);
-  reset_transaction();
 }
 
 // ---- the end -----------------------------------------------------------------------------------

@@ -75,6 +75,13 @@ class Session final : public net::TcpConnection::Events {
   void on_closed(net::TcpConnection& c) override;
 
  private:
+  // Client input kept while a command waits (for the downstream, a policy, or its reply). Past
+  // this, reading stops until the queue moves: a client that floods pipelined commands, or does
+  // not read its replies, cannot grow our memory (invariant 5).
+  static constexpr std::size_t kMaxClientBuffer = 64 * 1024;
+  // Downstream write queue above which the client is not read (a slow MTA slows the client).
+  static constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
+
   enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
   enum class DownstreamPhase { None, Connecting, Greeting, Replaying, Ready };
 
