@@ -11,7 +11,7 @@ namespace {
 class LimitsFactory final : public PolicyFactory {
  public:
   explicit LimitsFactory(LimitsConfig config) : config_(config) {}
-  std::unique_ptr<Policy> create() const override { return std::make_unique<LimitsPolicy>(config_); }
+  std::unique_ptr<Policy> create(const PolicyContext&) const override { return std::make_unique<LimitsPolicy>(config_); }
 
  private:
   LimitsConfig config_;

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <uv.h>
+
 #include "lib/smtp/command.h"
 #include "lib/smtp/reply.h"
 
@@ -63,10 +65,17 @@ class Policy {
   virtual void cancel() {}
 };
 
+// What a policy instance may use from its session: the loop its asynchronous work runs on
+// (timers, spawned processes, HTTP connections), and the spool directory for files it writes.
+struct PolicyContext {
+  uv_loop_t* loop = nullptr;
+  std::string spool_directory;
+};
+
 class PolicyFactory {
  public:
   virtual ~PolicyFactory() = default;
-  virtual std::unique_ptr<Policy> create() const = 0;
+  virtual std::unique_ptr<Policy> create(const PolicyContext& context) const = 0;
   bool required = false;  // runs even after an earlier policy failed (seed 004)
 };
 

@@ -87,10 +87,10 @@ std::shared_ptr<const PolicySet> PolicySet::build(const config::Config& config) 
   return set;
 }
 
-std::unique_ptr<Chain> PolicySet::make_chain() const {
+std::unique_ptr<Chain> PolicySet::make_chain(const PolicyContext& context) const {
   std::vector<Chain::Entry> entries;
   entries.reserve(items_.size());
-  for (const auto& item : items_) entries.push_back({item.factory->create(), item.factory->required});
+  for (const auto& item : items_) entries.push_back({item.factory->create(context), item.factory->required});
   return std::make_unique<Chain>(std::move(entries));
 }
 

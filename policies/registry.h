@@ -21,7 +21,7 @@ class PolicySet {
   // Throws config::ConfigError.
   static std::shared_ptr<const PolicySet> build(const config::Config& config);
 
-  std::unique_ptr<Chain> make_chain() const;
+  std::unique_ptr<Chain> make_chain(const PolicyContext& context) const;
   std::vector<std::string> names() const;
 
  private:

@@ -28,7 +28,7 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       counters_(host.counters()),
       data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),
       spool_(config_.spool.memory_threshold, config_.spool.directory),
-      chain_(runtime_->policies->make_chain()) {
+      chain_(runtime_->policies->make_chain({host.loop(), config_.spool.directory})) {
   uv_timer_init(host_.loop(), &client_timer_);
   uv_timer_init(host_.loop(), &downstream_timer_);
   client_timer_.data = this;

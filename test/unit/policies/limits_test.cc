@@ -66,5 +66,5 @@ TEST_CASE("registry: limits config errors carry their path") {
   c.policies = nlohmann::json::parse(R"([{"type": "limits", "required": true, "max_recipients": 5}])");
   auto set = PolicySet::build(c);
   CHECK(set->names() == std::vector<std::string>{"limits"});
-  CHECK(set->make_chain()->size() == 1);
+  CHECK(set->make_chain({})->size() == 1);
 }
