@@ -278,8 +278,16 @@ class Sink:
             names = os.listdir(self.dir)
         except OSError:
             return []
-        paths = [os.path.join(self.dir, n) for n in names]
-        return sorted(paths, key=lambda p: (os.path.getmtime(p), p))
+        # smtp-sink removes the file of an aborted transaction at any moment: one that vanishes
+        # between listdir and stat is simply not there.
+        stamped = []
+        for n in names:
+            p = os.path.join(self.dir, n)
+            try:
+                stamped.append((os.path.getmtime(p), p))
+            except OSError:
+                continue
+        return [p for _, p in sorted(stamped)]
 
     def messages(self):
         """Transactions with content. smtp-sink creates a file at MAIL and removes it when the
