@@ -52,6 +52,44 @@ std::string PolicyConfigReader::string(const std::string& key, const std::string
   return it->get<std::string>();
 }
 
+double PolicyConfigReader::number(const std::string& key, double fallback, double min, double max) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return fallback;
+  auto range = [&] {
+    std::string lo = std::to_string(min), hi = std::to_string(max);
+    return path_ + "." + key + ": expected number in " + lo.substr(0, lo.find_last_not_of('0') + 1) + ".." +
+           hi.substr(0, hi.find_last_not_of('0') + 1);
+  };
+  if (!it->is_number()) throw config::ConfigError(range());
+  double v = it->get<double>();
+  if (!(v >= min && v <= max)) throw config::ConfigError(range());
+  return v;
+}
+
+std::vector<std::string> PolicyConfigReader::string_array(const std::string& key, const std::vector<std::string>& fallback) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return fallback;
+  if (!it->is_array()) throw config::ConfigError(path_ + "." + key + ": expected array of strings");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    if (!(*it)[i].is_string())
+      throw config::ConfigError(path_ + "." + key + "[" + std::to_string(i) + "]: expected string");
+    out.push_back((*it)[i].get<std::string>());
+  }
+  return out;
+}
+
+std::string PolicyConfigReader::choice(const std::string& key, const std::string& fallback,
+                                       const std::vector<std::string>& choices) {
+  std::string v = string(key, fallback);
+  if (std::find(choices.begin(), choices.end(), v) != choices.end()) return v;
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  throw config::ConfigError(path_ + "." + key + ": expected one of " + list);
+}
+
 void PolicyConfigReader::finish() const {
   for (auto it = object_.begin(); it != object_.end(); ++it) {
     if (std::find(seen_.begin(), seen_.end(), it.key()) == seen_.end())

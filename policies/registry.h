@@ -40,6 +40,13 @@ class PolicyConfigReader {
                                  std::uint64_t max);
   bool boolean(const std::string& key, bool fallback);
   std::string string(const std::string& key, const std::string& fallback);
+  // A number (integer or fractional) in [min, max]; for durations in seconds.
+  double number(const std::string& key, double fallback, double min, double max);
+  std::vector<std::string> string_array(const std::string& key, const std::vector<std::string>& fallback);
+  // One of `choices`; the error lists them.
+  std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
+  bool has(const std::string& key) const { return object_.contains(key); }
+  const std::string& path() const { return path_; }
   // Throws for any key that no accessor asked for.
   void finish() const;
 
