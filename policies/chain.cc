@@ -1,13 +1,15 @@
 // policies/chain.cc — see chain.h.
 #include "policies/chain.h"
 
+#include "lib/spool/spool.h"
+
 namespace dotgate::policy {
 
 struct Chain::Run {
   Hook hook;
   Envelope envelope;
   std::string recipient;
-  const spool::Spool* spool = nullptr;
+  std::shared_ptr<const spool::Spool> spool;
   Done done;
   std::size_t next = 0;       // index of the next policy to ask
   Verdict verdict;            // first failure, or pass
@@ -29,12 +31,12 @@ Verdict sanitize(Verdict v) {
 }
 
 void Chain::run(Hook hook, const Envelope& envelope, const std::string& recipient,
-                const spool::Spool* spool, Done done) {
+                std::shared_ptr<const spool::Spool> spool, Done done) {
   auto r = std::make_shared<Run>();
   r->hook = hook;
   r->envelope = envelope;
   r->recipient = recipient;
-  r->spool = spool;
+  r->spool = std::move(spool);
   r->done = std::move(done);
   run_ = r;
   advance();
@@ -77,6 +79,21 @@ void Chain::advance() {
     r->in_call = false;
     if (r->waiting) return;
   }
+}
+
+void Chain::abandon(std::unique_ptr<Chain> chain) {
+  if (!chain || !chain->run_) return;  // nothing in flight: freed here
+  Chain* self = chain.release();
+  std::shared_ptr<Run> r = self->run_;
+  // From now on only required policies run: mark the run failed, and free the chain at its end.
+  if (r->verdict.passed())
+    r->verdict = Verdict::fail(421, "4.4.2", "session abandoned", "session abandoned");
+  r->done = [self](Verdict) { delete self; };
+  if (r->waiting && !self->entries_[r->current].required) {
+    self->entries_[r->current].policy->cancel();  // its answer will not come
+    r->waiting = false;
+  }
+  if (!r->waiting) self->advance();
 }
 
 void Chain::finished(const Envelope& envelope, Outcome outcome) {

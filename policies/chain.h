@@ -28,11 +28,18 @@ class Chain {
   Chain(const Chain&) = delete;
   Chain& operator=(const Chain&) = delete;
 
-  // `recipient` is for Hook::Rcpt, `spool` for Hook::DataEnd (must outlive the run).
+  // `recipient` is for Hook::Rcpt, `spool` for Hook::DataEnd. The run shares the spool: after
+  // abandon() required policies may still read it when the session is gone.
   void run(Hook hook, const Envelope& envelope, const std::string& recipient,
-           const spool::Spool* spool, Done done);
+           std::shared_ptr<const spool::Spool> spool, Done done);
   void finished(const Envelope& envelope, Outcome outcome);
   void cancel();
+  // The session is going away (client gone, deadline, shutdown) while a hook may be running.
+  // Takes the chain: the non-required policy in flight is cancelled, the required ones not yet
+  // asked still run (seed 004: "required" scripts run even on disconnect or timeout, so
+  // aborting is no loophole), their results go nowhere, and the chain frees itself after the
+  // last one. With nothing running it is freed at once.
+  static void abandon(std::unique_ptr<Chain> chain);
   bool running() const { return run_ != nullptr; }
   std::size_t size() const { return entries_.size(); }
 

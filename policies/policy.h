@@ -2,7 +2,9 @@
 //
 // One Policy object per session (made by its PolicyFactory, which holds the validated config).
 // Hooks run in the order the chain gives them and complete through `done`, exactly once, on the
-// session's loop; they may complete at once (inside the call) or later. After cancel() a policy
+// session's loop; they may complete at once (inside the call) or later. A policy that keeps
+// `done` moves it out of itself before calling it (libuv's rule: clear a callback before calling
+// it): the chain may free the policy inside that call. After cancel() a policy
 // must not call `done` any more (the session is closing). `finished` always runs, even after a
 // disconnect or timeout, for audit and counters. A Verdict other than pass must carry a 4xx/5xx
 // reply; the chain replaces anything else by 451 4.3.0 (a broken policy never accepts by accident).

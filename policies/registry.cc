@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <map>
 
+#include "policies/http.h"
 #include "policies/limits.h"
+#include "policies/script.h"
 
 namespace dotgate::policy {
 
@@ -14,7 +16,9 @@ using Builder = std::unique_ptr<PolicyFactory> (*)(PolicyConfigReader&, const co
 
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> kRegistry = {
+      {"http", &make_http_factory},
       {"limits", &make_limits_factory},
+      {"script", &make_script_factory},
   };
   return kRegistry;
 }
@@ -57,9 +61,14 @@ double PolicyConfigReader::number(const std::string& key, double fallback, doubl
   auto it = object_.find(key);
   if (it == object_.end()) return fallback;
   auto range = [&] {
-    std::string lo = std::to_string(min), hi = std::to_string(max);
-    return path_ + "." + key + ": expected number in " + lo.substr(0, lo.find_last_not_of('0') + 1) + ".." +
-           hi.substr(0, hi.find_last_not_of('0') + 1);
+    // "3600.000000" -> "3600", "0.001000" -> "0.001": trailing zeros, then a bare point, go.
+    auto trim = [](double d) {
+      std::string s = std::to_string(d);
+      s.erase(s.find_last_not_of('0') + 1);
+      if (!s.empty() && s.back() == '.') s.pop_back();
+      return s;
+    };
+    return path_ + "." + key + ": expected number in " + trim(min) + ".." + trim(max);
   };
   if (!it->is_number()) throw config::ConfigError(range());
   double v = it->get<double>();

@@ -46,6 +46,8 @@ inline constexpr ReplySpec kDataLineTooLong{550, "5.6.0", "Message has a line lo
 inline constexpr ReplySpec kDataBareLineEnding{550, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)"};
 inline constexpr ReplySpec kDotDownstreamError{451, "4.4.2", "Mail server error at end of data, try again later"};
 inline constexpr ReplySpec kInternalError{451, "4.3.0", "Internal error, try again later"};
+// fail_keep could not keep the message: a tempfail, so the client keeps it (never lost).
+inline constexpr ReplySpec kQuarantineFailed{451, "4.3.0", "Message could not be stored, try again later"};
 }  // namespace replies
 
 }  // namespace dotgate::proxy

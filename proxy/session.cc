@@ -27,7 +27,7 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       config_(runtime_->config),
       counters_(host.counters()),
       data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),
-      spool_(config_.spool.memory_threshold, config_.spool.directory),
+      spool_(std::make_shared<spool::Spool>(config_.spool.memory_threshold, config_.spool.directory)),
       chain_(runtime_->policies->make_chain({host.loop(), config_.spool.directory})) {
   uv_timer_init(host_.loop(), &client_timer_);
   uv_timer_init(host_.loop(), &downstream_timer_);
@@ -334,7 +334,7 @@ bool Session::check(const smtp::Command& cmd) {
 }
 
 bool Session::needs_policy(const smtp::Command& cmd) const {
-  return (cmd.verb == smtp::Verb::Mail || cmd.verb == smtp::Verb::Rcpt) && chain_->size() > 0;
+  return (cmd.verb == smtp::Verb::Mail || cmd.verb == smtp::Verb::Rcpt) && chain_ && chain_->size() > 0;
 }
 
 // The filter step: MAIL and RCPT go through the policy chain before they are relayed.
@@ -493,7 +493,7 @@ void Session::fail_session(const ReplySpec& spec, const std::string& reason) {
 void Session::close_all() {
   if (state_ == State::Closing) return;
   enter_state(State::Closing);
-  chain_->cancel();
+  policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   uv_timer_stop(&client_timer_);
   uv_timer_stop(&downstream_timer_);
   if (downstream_) downstream_->close();  // never a dot: the downstream queues nothing

@@ -127,6 +127,7 @@ class Session final : public net::TcpConnection::Events {
   void feed_data();
   void run_verdict();
   void on_verdict(policy::Verdict verdict);
+  void keep_message(policy::Verdict& verdict);  // FailKeep: quarantine, or turn into 451 4.3.0
 
   // replies
   void queue_local(const smtp::Reply& reply, bool close_after = false);
@@ -186,7 +187,7 @@ class Session final : public net::TcpConnection::Events {
   smtp::CommandLineReader line_reader_;
   smtp::DataStream data_stream_;
   std::string data_out_;  // DataStream output of one read, before it goes downstream and to the spool
-  spool::Spool spool_;
+  std::shared_ptr<spool::Spool> spool_;  // shared with a verdict run that may outlive the session
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;
   std::optional<ParkedCommand> parked_;

@@ -248,7 +248,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       barrier_ = false;
       if (reply.code == 354) {
         data_stream_.reset();
-        spool_.reset();
+        spool_->reset();
         slot.reply = smtp::rewrite_reply(context, std::move(reply));
         // The 354 leaves in flush_replies() right after this; the bytes that follow are the body.
         enter_state(State::Data);

@@ -2,6 +2,7 @@
 // the downstream and the spool, the verdict with the dot held, and the transaction's end (its
 // summary log line, counters and the policies' `finished`). See session.h for the flow.
 #include "lib/log/log.h"
+#include "lib/quarantine/quarantine.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
@@ -17,7 +18,7 @@ void Session::feed_data() {
   client_pos_ += p.consumed;
   if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
     counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::ClientToDownstream)], out.size());
-    spool_.append(out);
+    spool_->append(out);
     if (p.ended) {
       // The last piece of the body waits and leaves with the dot, if the dot leaves at all: one
       // write and one segment fewer per message. The MTA waits for the dot either way.
@@ -39,7 +40,7 @@ void Session::run_verdict() {
   enter_state(State::Verdict);
   arm_client_timer();
   smtp::DataFault fault = data_stream_.fault();
-  if (fault != smtp::DataFault::None || spool_.failed()) {
+  if (fault != smtp::DataFault::None || spool_->failed()) {
     const ReplySpec& spec = fault == smtp::DataFault::LineTooLong    ? replies::kDataLineTooLong
                             : fault == smtp::DataFault::BareLineEnding ? replies::kDataBareLineEnding
                             : fault == smtp::DataFault::TooBig         ? replies::kMessageTooBig
@@ -50,7 +51,7 @@ void Session::run_verdict() {
   policy::Envelope env = envelope();
   env.message_size = data_stream_.message_size();
   policy_running_ = true;
-  chain_->run(policy::Chain::Hook::DataEnd, env, {}, &spool_, [this](policy::Verdict v) {
+  chain_->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this](policy::Verdict v) {
     policy_running_ = false;
     on_verdict(std::move(v));
   });
@@ -62,6 +63,7 @@ void Session::on_verdict(policy::Verdict verdict) {
     // The downstream has the body but not the dot: closing it now aborts its transaction, so it
     // queues nothing (invariant 2). The next MAIL opens a fresh connection.
     abort_downstream();
+    if (verdict.action == policy::Action::FailKeep) keep_message(verdict);
     policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
     if (!verdict.reason.empty())
       log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
@@ -88,6 +90,39 @@ void Session::on_verdict(policy::Verdict verdict) {
   arm_downstream_timer();
 }
 
+// fail_keep: the message goes to the quarantine before the client hears the refusal. If it cannot
+// be kept (full disk, over max_bytes, directory missing), the client gets 451 4.3.0 instead of
+// the 5xx: it keeps the message and retries, so a message we promised to keep is never lost.
+// Synchronous file I/O (write, fsync, rename) on the loop thread: acceptable for now, FailKeep is
+// rare and one message is bounded by smtp.max_message_size; the thread pool is a later step.
+// Without a configured quarantine, FailKeep is a plain Fail (logged, so the admin notices).
+void Session::keep_message(policy::Verdict& verdict) {
+  if (!config_.quarantine.enabled) {
+    log::warn("fail_keep without a quarantine directory: message refused, not kept",
+              {{"client", peer_}, {"reason", verdict.reason}});
+    return;
+  }
+  quarantine::Quarantine q(config_.quarantine.directory, config_.quarantine.max_bytes);
+  quarantine::Record record;
+  record.id = quarantine::Quarantine::make_id();
+  record.client = peer_;
+  record.helo = helo_name_;
+  record.sender = tx_.mail_from;
+  record.recipients = tx_.recipients;
+  record.size = data_stream_.message_size();
+  record.reply = verdict.reply.serialize();
+  while (!record.reply.empty() && (record.reply.back() == '\n' || record.reply.back() == '\r')) record.reply.pop_back();
+  record.reason = verdict.reason;
+  std::string error;
+  if (q.store(record, smtp::unstuff(spool_->read_all()), error)) {
+    log::info("message quarantined", {{"client", peer_}, {"id", record.id}, {"reason", verdict.reason}});
+    return;
+  }
+  log::error("quarantine failed: message tempfailed instead", {{"client", peer_}, {"id", record.id}, {"error", error}});
+  verdict = policy::Verdict{policy::Action::Fail, make_reply(replies::kQuarantineFailed),
+                            "quarantine failed: " + error + " (was: " + verdict.reason + ")"};
+}
+
 // ---- transaction bookkeeping -------------------------------------------------------------------
 
 policy::Envelope Session::envelope() const {
@@ -103,7 +138,7 @@ policy::Envelope Session::envelope() const {
 void Session::reset_transaction() {
   tx_ = Transaction{};
   data_stream_.reset();
-  spool_.reset();
+  spool_->reset();
   // An idle session should hold no body-sized buffers (5,000 idle sessions, bounded RSS).
   data_out_.clear();  // a held last piece of a refused message goes nowhere
   if (data_out_.capacity() > 4096) std::string().swap(data_out_);
@@ -127,7 +162,7 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
                             {"outcome", kNames[o]},
                             {"reply", reply_text},
                             {"duration_ms", tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0}});
-  chain_->finished(envelope(), outcome);
+  if (chain_) chain_->finished(envelope(), outcome);
   reset_transaction();
 }
 

@@ -294,6 +294,21 @@ void read_spool(Node& node, SpoolConfig& spool) {
   node.done();
 }
 
+void read_quarantine(Node& node, QuarantineConfig& q) {
+  node.expect_object();
+  if (auto n = node.member("directory")) {
+    q.directory = n->as_string();
+    // Absolute for the same reason as spool.directory. Existence is the writer's business: a
+    // missing directory makes each kept message tempfail (never lost), and shows in the log.
+    if (q.directory.empty() || q.directory.front() != '/' || q.directory.find('\0') != std::string::npos)
+      n->fail("expected absolute path");
+    q.enabled = true;
+  }
+  // At least 1 MiB (below that nothing useful fits); at most 1 PiB, far past any disk.
+  if (auto n = node.member("max_bytes")) q.max_bytes = n->as_uint(1ull << 20, 1ull << 50);
+  node.done();
+}
+
 // Only the shape is checked here; each entry's own keys belong to policies/registry.cc.
 void read_policies(Node& node, Config& config) {
   node.expect_array();
@@ -356,6 +371,7 @@ Config parse_config(const nlohmann::json& document) {
   if (auto n = root.member("drain_grace")) config.drain_grace = n->as_seconds(kMaxTimeoutSeconds, true);
   if (auto n = root.member("smtp")) read_smtp(*n, config.smtp);
   if (auto n = root.member("spool")) read_spool(*n, config.spool);
+  if (auto n = root.member("quarantine")) read_quarantine(*n, config.quarantine);
   if (auto n = root.member("policies")) read_policies(*n, config);
   root.done();
   return config;

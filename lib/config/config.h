@@ -66,6 +66,14 @@ struct SpoolConfig {
   std::string directory = "/tmp";
 };
 
+// Where fail_keep verdicts keep their message (lib/quarantine). Off unless a directory is set; a
+// FailKeep verdict without a quarantine is a plain Fail (logged).
+struct QuarantineConfig {
+  bool enabled = false;
+  std::string directory;
+  std::uint64_t max_bytes = 1ull << 30;  // the directory's total; past it a kept message tempfails
+};
+
 struct Config {
   std::vector<Endpoint> listeners{{"127.0.0.1", 2525}};
   DownstreamConfig downstream;
@@ -77,6 +85,7 @@ struct Config {
   std::chrono::milliseconds drain_grace{30'000};
   SmtpConfig smtp;
   SpoolConfig spool;
+  QuarantineConfig quarantine;
   nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
 
   std::string source;  // the file it came from, for logs

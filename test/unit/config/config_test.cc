@@ -139,6 +139,14 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"spool": {"directory": "tmp"}})", "spool.directory: expected absolute path"},
       {R"({"spool": {"directory": ""}})", "spool.directory: expected absolute path"},
       {R"({"spool": {"dir": "/tmp"}})", "spool.dir: unknown key"},
+      // quarantine
+      {R"({"quarantine": []})", "quarantine: expected object"},
+      {R"({"quarantine": {"directory": "q"}})", "quarantine.directory: expected absolute path"},
+      {R"({"quarantine": {"directory": ""}})", "quarantine.directory: expected absolute path"},
+      {R"({"quarantine": {"directory": 5}})", "quarantine.directory: expected string"},
+      {R"({"quarantine": {"max_bytes": 1000}})", "quarantine.max_bytes: expected integer in 1048576..1125899906842624"},
+      {R"({"quarantine": {"max_bytes": "1G"}})", "quarantine.max_bytes: expected integer"},
+      {R"({"quarantine": {"dir": "/q"}})", "quarantine.dir: unknown key"},
       // policies: shape only; the entries' own keys are the registry's business
       {R"({"policies": {}})", "policies: expected array"},
       {R"({"policies": [1]})", "policies[0]: expected object"},
@@ -180,6 +188,8 @@ TEST_CASE("config: an empty object gives the defaults of config.h") {
   CHECK_FALSE(c.smtp.auth_passthrough);
   CHECK(c.spool.memory_threshold == 262144);
   CHECK(c.spool.directory == "/tmp");
+  CHECK_FALSE(c.quarantine.enabled);
+  CHECK(c.quarantine.max_bytes == 1073741824);
   CHECK(c.policies == json::array());
 }
 
@@ -197,6 +207,7 @@ TEST_CASE("config: every key set to a non-default value") {
              "max_message_size": 1024, "max_connections": 2, "max_commands": 50, "max_errors": 3,
              "vrfy": 502, "auth_passthrough": true},
     "spool": {"memory_threshold": 0, "directory": "/var/spool/dotgate"},
+    "quarantine": {"directory": "/var/spool/dotgate/quarantine", "max_bytes": 2097152},
     "policies": [{"type": "limits", "anything": [1, 2]}, {"type": "greylist"}]
   })"));
   REQUIRE(c.listeners.size() == 3);
@@ -227,9 +238,21 @@ TEST_CASE("config: every key set to a non-default value") {
   CHECK(c.smtp.auth_passthrough);
   CHECK(c.spool.memory_threshold == 0);
   CHECK(c.spool.directory == "/var/spool/dotgate");
+  CHECK(c.quarantine.enabled);
+  CHECK(c.quarantine.directory == "/var/spool/dotgate/quarantine");
+  CHECK(c.quarantine.max_bytes == 2097152);
   REQUIRE(c.policies.size() == 2);
   CHECK(c.policies[0]["anything"] == json::array({1, 2}));  // kept raw for the registry
   CHECK(c.policies[1]["type"] == "greylist");
+}
+
+TEST_CASE("config: quarantine with a directory only is enabled with the default cap") {
+  Config c = parse_config(json::parse(R"({"quarantine": {"directory": "/q"}})"));
+  CHECK(c.quarantine.enabled);
+  CHECK(c.quarantine.directory == "/q");
+  CHECK(c.quarantine.max_bytes == 1073741824);
+  // A cap without a directory keeps it off.
+  CHECK_FALSE(parse_config(json::parse(R"({"quarantine": {"max_bytes": 1048576}})")).quarantine.enabled);
 }
 
 TEST_CASE("config: address literal hostname is accepted") {

@@ -130,3 +130,62 @@ TEST_CASE("a chain of many instant policies does not recurse") {
   CHECK(calls == 1);
   CHECK(log.size() == 20000);
 }
+
+namespace {
+// Counts its own destruction, to prove an abandoned chain frees itself.
+struct Tracked final : Policy {
+  std::string id;
+  bool async;
+  std::vector<std::string>* log;
+  int* destroyed;
+  Done later;
+  bool cancelled = false;
+  Tracked(std::string i, bool as, std::vector<std::string>* l, int* d) : id(std::move(i)), async(as), log(l), destroyed(d) {}
+  ~Tracked() override { ++*destroyed; }
+  std::string_view name() const override { return id; }
+  void data_end(const Envelope&, const dotgate::spool::Spool& spool, Done done) override {
+    log->push_back(id + ":" + spool.read_all());
+    if (async) later = std::move(done);
+    else done(Verdict::pass());
+  }
+  void cancel() override { cancelled = true; later = nullptr; }
+};
+}  // namespace
+
+TEST_CASE("abandon: the policy in flight is cancelled, required ones still run, the chain frees itself") {
+  std::vector<std::string> log;
+  int destroyed = 0;
+  auto* slow = new Tracked("slow", true, &log, &destroyed);
+  auto* skipped = new Tracked("skipped", false, &log, &destroyed);
+  auto* audit = new Tracked("audit", true, &log, &destroyed);
+  std::vector<Chain::Entry> entries;
+  entries.push_back({std::unique_ptr<Policy>(slow), false});
+  entries.push_back({std::unique_ptr<Policy>(skipped), false});
+  entries.push_back({std::unique_ptr<Policy>(audit), true});
+  auto chain = std::make_unique<Chain>(std::move(entries));
+  auto spool = std::make_shared<dotgate::spool::Spool>(1024, "/tmp");
+  spool->append("body\r\n");
+  int calls = 0;
+  chain->run(Chain::Hook::DataEnd, {}, "", spool, [&](Verdict) { ++calls; });
+  REQUIRE(log == std::vector<std::string>{"slow:body\r\n"});
+  spool.reset();  // the session is gone: the run keeps the message alive
+  Chain::abandon(std::move(chain));
+  CHECK(slow->cancelled);
+  CHECK(log == std::vector<std::string>{"slow:body\r\n", "audit:body\r\n"});  // "skipped" never ran
+  CHECK(destroyed == 0);  // audit is still working
+  Done finish = std::move(audit->later);
+  finish(Verdict::pass());
+  CHECK(destroyed == 3);  // the whole chain freed itself after the last required policy
+  CHECK(calls == 0);      // nobody is told: the session is gone
+}
+
+TEST_CASE("abandon with nothing running frees the chain at once") {
+  std::vector<std::string> log;
+  int destroyed = 0;
+  std::vector<Chain::Entry> entries;
+  entries.push_back({std::make_unique<Tracked>("a", false, &log, &destroyed), true});
+  auto chain = std::make_unique<Chain>(std::move(entries));
+  Chain::abandon(std::move(chain));
+  CHECK(destroyed == 1);
+  CHECK(log.empty());
+}

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""test/integration/test_http_policy.py — the `http` verdict webhook policy (issue 4).
+
+A real dotgate in front of smtp-sink, with webhook.py as the verdict service. Each case checks
+what the SMTP client saw after the dot AND what smtp-sink received (nothing when the message was
+refused: the downstream never saw the dot). Also: the webhook received the exact message and the
+envelope headers, and two messages reuse one keep-alive connection.
+"""
+
+import base64
+import json
+import os
+import sys
+
+from harness import (Dotgate, IntegrationTest, LOOPBACK, START_TIMEOUT, free_port, main, sink_form, wait_listening,
+                     wait_until)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEBHOOK = os.path.join(HERE, "webhook.py")
+
+MESSAGE = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: verdict\r\n\r\n"
+           b"hello\r\n.leading dot line\r\n..two dots\r\nbye\r\n")
+
+
+class Webhook:
+    def __init__(self, tc, script=None):
+        self.tc = tc
+        self.port = free_port()
+        self.dir = tc.make_dir("webhook")
+        self.script_path = os.path.join(self.dir, "script.json")
+        self.set(script or {"mode": "json", "response": {"action": "accept"}})
+
+    def set(self, script):
+        tmp = self.script_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(script, f)
+        os.replace(tmp, self.script_path)
+
+    def start(self):
+        self.proc = self.tc.start_proc("webhook", [sys.executable, WEBHOOK, "--listen", "%s:%d" % (LOOPBACK, self.port),
+                                                   "--script", self.script_path, "--record", self.dir])
+        wait_listening(self.port, self.proc)
+        wait_until(lambda: os.path.exists(os.path.join(self.dir, "ready")), START_TIMEOUT, what="webhook ready")
+        return self
+
+    def requests(self):
+        try:
+            with open(os.path.join(self.dir, "requests.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except OSError:
+            return []
+
+    def url(self):
+        return "http://%s:%d/verdict" % (LOOPBACK, self.port)
+
+
+class HttpPolicyTest(IntegrationTest):
+
+    def setup_chain(self, script=None, start_webhook=True, **policy):
+        self.hook = Webhook(self, script)
+        if start_webhook:
+            self.hook.start()
+        self.sink_ = self.sink()
+        cfg = {"type": "http", "url": self.hook.url(), "timeout": 2}
+        cfg.update(policy)
+        self.dg = self.dotgate(self.sink_.port, {"policies": [cfg]})
+
+    def send(self, body=MESSAGE, rcpts=("b@example.net",), client=None):
+        c = client or self.dg.client()
+        if client is None:
+            self.assertReply(c.greeting(), 220)
+        replies = c.send_message("a@example.org", list(rcpts), body, ehlo=client is None)
+        return c, replies[-1]
+
+    # --- each action -------------------------------------------------------------------------
+
+    def test_accept_relays_and_webhook_sees_message_and_envelope(self):
+        self.setup_chain()
+        _, reply = self.send(rcpts=("b@example.net", "c@example.net"))
+        self.assertReply(reply, 250)
+        msgs = self.sink_.wait_for(1)
+        self.assertEqual(msgs[0].content, sink_form(MESSAGE))
+        reqs = self.hook.requests()
+        self.assertEqual(len(reqs), 1)
+        r = reqs[0]
+        self.assertEqual((r["method"], r["path"]), ("POST", "/verdict"))
+        self.assertEqual(base64.b64decode(r["body_b64"]), MESSAGE)  # unstuffed, byte for byte
+        h = r["headers"]
+        get = lambda k: [v for n, v in h if n.lower() == k.lower()]
+        self.assertEqual(get("Content-Type"), ["message/rfc822"])
+        self.assertEqual(get("X-Dotgate-Helo"), ["client.example"])
+        self.assertEqual(get("X-Dotgate-Sender"), ["<a@example.org>"])
+        self.assertEqual(get("X-Dotgate-Recipient"), ["<b@example.net>", "<c@example.net>"])
+        self.assertEqual(get("X-Dotgate-Size"), [str(len(MESSAGE))])
+        self.assertEqual(len(get("X-Dotgate-Client-Address")), 1)
+        self.assertIn("127.0.0.1", get("X-Dotgate-Client-Address")[0])
+
+    def test_reject_with_defaults(self):
+        self.setup_chain({"mode": "json", "response": {"action": "reject"}})
+        _, reply = self.send()
+        self.assertReply(reply, 550, "5.7.1")
+        self.assertNoMessage(self.sink_)
+
+    def test_reject_with_own_reply(self):
+        self.setup_chain({"mode": "json", "response": {"action": "reject", "code": 554, "enhanced": "5.7.9",
+                                                        "message": "Spam score too high"}})
+        _, reply = self.send()
+        self.assertReply(reply, 554, "5.7.9")
+        self.assertIn("Spam score too high", reply.text)
+        self.assertNoMessage(self.sink_)
+
+    def test_tempfail(self):
+        self.setup_chain({"mode": "json", "response": {"action": "tempfail"}})
+        _, reply = self.send()
+        self.assertReply(reply, 451, "4.7.1")
+        self.assertNoMessage(self.sink_)
+
+    def test_quarantine_refuses(self):
+        self.setup_chain({"mode": "json", "response": {"action": "quarantine", "message": "held"}})
+        _, reply = self.send()
+        self.assertEqual(reply.code // 100, 5, reply.raw)  # 550 5.7.1 (or the quarantine's own reply)
+        self.assertNoMessage(self.sink_)
+
+    # --- errors follow on_error ---------------------------------------------------------------
+
+    def assert_on_error(self, script, reason_pattern, **policy):
+        self.setup_chain(script, **policy)
+        _, reply = self.send()
+        self.assertReply(reply, 451, "4.7.0")
+        self.assertNoMessage(self.sink_)
+        self.dg.wait_log(reason_pattern)
+
+    def test_code_of_wrong_class_is_an_error(self):
+        self.assert_on_error({"mode": "json", "response": {"action": "tempfail", "code": 550}}, r"does not match")
+
+    def test_unknown_action_is_an_error(self):
+        self.assert_on_error({"mode": "json", "response": {"action": "maybe"}}, r"unknown action")
+
+    def test_garbage_is_an_error(self):
+        self.assert_on_error({"mode": "garbage"}, r"not JSON")
+
+    def test_non_2xx_is_an_error(self):
+        self.assert_on_error({"mode": "status", "status": 503}, r"status 503")
+
+    def test_malformed_http_is_an_error(self):
+        self.assert_on_error({"mode": "raw", "raw": "HTTP/1.1 2OO OK\r\n\r\n"}, r"malformed")
+
+    def test_close_early_is_an_error(self):
+        self.assert_on_error({"mode": "close"}, r"closed early")
+
+    def test_hang_times_out(self):
+        self.assert_on_error({"mode": "hang"}, r"timeout", timeout=1)
+
+    def test_refused_connection_is_an_error(self):
+        self.setup_chain(start_webhook=False)
+        _, reply = self.send()
+        self.assertReply(reply, 451, "4.7.0")
+        self.assertNoMessage(self.sink_)
+        self.dg.wait_log(r"connection refused")
+
+    def test_on_error_accept_relays(self):
+        self.setup_chain({"mode": "garbage"}, on_error="accept")
+        _, reply = self.send()
+        self.assertReply(reply, 250)
+        self.assertEqual(len(self.sink_.wait_for(1)), 1)
+
+    def test_on_error_reject(self):
+        self.setup_chain(start_webhook=False, on_error="reject")
+        _, reply = self.send()
+        self.assertReply(reply, 550, "5.7.1")
+        self.assertNoMessage(self.sink_)
+
+    # --- keep-alive --------------------------------------------------------------------------
+
+    def test_two_messages_reuse_one_connection(self):
+        self.setup_chain()
+        c, reply = self.send()
+        self.assertReply(reply, 250)
+        self.hook.set({"mode": "json", "response": {"action": "reject"}})
+        _, reply = self.send(body=b"Subject: second\r\n\r\nx\r\n", client=c)
+        self.assertReply(reply, 550, "5.7.1")
+        reqs = self.hook.requests()
+        self.assertEqual(len(reqs), 2)
+        self.assertEqual(reqs[0]["conn"], reqs[1]["conn"], "the second request opened a new connection")
+        self.assertEqual(len(self.sink_.settle()), 1)
+
+    def test_request_on_a_dropped_keepalive_connection_is_retried_once(self):
+        self.setup_chain({"mode": "close_reused"})
+        c, reply = self.send()
+        self.assertReply(reply, 250)
+        _, reply = self.send(body=b"Subject: second\r\n\r\nx\r\n", client=c)
+        self.assertReply(reply, 250)
+        conns = [r["conn"] for r in self.hook.requests()]
+        # first on conn 1; the second went to conn 1 (closed unanswered), then once to a fresh one
+        self.assertEqual(len(conns), 3, conns)
+        self.assertEqual(conns[0], conns[1])
+        self.assertNotEqual(conns[1], conns[2])
+        self.assertEqual(len(self.sink_.wait_for(2)), 2)
+
+    def test_idle_connection_closed_by_server_is_dropped(self):
+        self.setup_chain({"mode": "close_idle"})
+        c, reply = self.send()
+        self.assertReply(reply, 250)
+        import time
+        time.sleep(0.6)  # the server closed the idle connection meanwhile
+        _, reply = self.send(body=b"Subject: second\r\n\r\nx\r\n", client=c)
+        self.assertReply(reply, 250)
+        conns = [r["conn"] for r in self.hook.requests()]
+        self.assertEqual(len(conns), 2, conns)
+        self.assertNotEqual(conns[0], conns[1])
+        self.assertEqual(len(self.sink_.wait_for(2)), 2)
+
+    def test_shutdown_with_a_request_in_flight_and_a_pooled_connection(self):
+        self.setup_chain({"mode": "hang"}, timeout=30)
+        c = self.dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        for cmd, code in (("MAIL FROM:<a@example.org>", 250), ("RCPT TO:<b@example.net>", 250), ("DATA", 354)):
+            self.assertReply(c.converse(cmd), code)
+        c.send(MESSAGE + b".\r\n")
+        wait_until(lambda: self.hook.requests(), 5, what="webhook request")
+        # SIGTERM: the pending request is cancelled, the pool closed, the loop ends by itself
+        # (not SIGKILL after the grace: dotgate exits with a status of its own).
+        self.assertEqual(self.dg.stop(), 0, self.dg.log()[-2000:])
+        self.assertNoMessage(self.sink_)
+
+    def test_bad_url_refused_at_start(self):
+        sink = self.sink()
+        d = Dotgate(self, sink.port, {"policies": [{"type": "http", "url": "http://example.org/x"}]},
+                    args=["--check-config"])
+        d.start(wait=False)
+        self.assertNotEqual(d.proc.wait(10), 0)
+        self.assertIn("policies[0].url", d.log())
+
+if __name__ == "__main__":
+    main()
