@@ -20,6 +20,7 @@
 #include "lib/log/log.h"
 #include "lib/smtp/data_stream.h"
 #include "lib/spool/spool.h"
+#include "lib/spool/temp_file.h"
 #include "policies/registry.h"
 
 namespace dotgate::policy {
@@ -33,36 +34,17 @@ constexpr std::size_t kMaxOutput = 4096;
 // before we stop waiting for the rest of its first line.
 constexpr std::uint64_t kExitGraceMs = 200;
 
-bool write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 // The message for the program: an unlinked file in `directory` (nothing survives a crash),
 // rewound so a program reading fd 3 directly starts at the top. Synchronous write on the loop:
 // the spool is already in the page cache and this does not wait for the disk; a thread-pool
 // write is left for when messages get large enough to matter. Returns -1 and sets `error`.
 int write_message_file(const std::string& directory, const std::string& message, std::string& error) {
-  int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  int fd = spool::open_unlinked_temp(directory);
   if (fd < 0) {
-    // Filesystems without O_TMPFILE: a named file, unlinked at once (as lib/spool does).
-    std::string path = directory + "/dotgate-script-XXXXXX";
-    fd = ::mkostemp(path.data(), O_CLOEXEC);
-    if (fd < 0) {
-      error = std::string("message file: ") + std::strerror(errno);
-      return -1;
-    }
-    ::unlink(path.c_str());
+    error = std::string("message file: ") + std::strerror(errno);
+    return -1;
   }
-  if (!write_all(fd, message.data(), message.size()) || ::lseek(fd, 0, SEEK_SET) != 0) {
+  if (!spool::write_all(fd, message) || ::lseek(fd, 0, SEEK_SET) != 0) {
     error = std::string("message file: ") + std::strerror(errno);
     ::close(fd);
     return -1;

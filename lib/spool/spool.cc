@@ -1,6 +1,8 @@
 // lib/spool/spool.cc — see spool.h.
 #include "lib/spool/spool.h"
 
+#include "lib/spool/temp_file.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -19,29 +21,10 @@ void Spool::reset() {
   failed_ = false;
 }
 
-static bool write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 bool Spool::spill() {
-  int fd = ::open(directory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    // Filesystems without O_TMPFILE: a named file, unlinked at once.
-    std::string path = directory_ + "/dotgate-spool-XXXXXX";
-    fd = ::mkostemp(path.data(), O_CLOEXEC);
-    if (fd < 0) return false;
-    ::unlink(path.c_str());
-  }
-  if (!write_all(fd, memory_.data(), memory_.size())) {
+  int fd = open_unlinked_temp(directory_);
+  if (fd < 0) return false;
+  if (!write_all(fd, memory_)) {
     ::close(fd);
     return false;
   }
@@ -64,7 +47,7 @@ bool Spool::append(std::string_view bytes) {
       return false;
     }
   }
-  if (!write_all(fd_, bytes.data(), bytes.size())) {
+  if (!write_all(fd_, bytes)) {
     failed_ = true;
     return false;
   }
