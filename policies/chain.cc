@@ -52,6 +52,7 @@ void Chain::advance() {
     if (r->next >= entries_.size()) {
       Done done = std::move(r->done);
       Verdict v = std::move(r->verdict);
+      r->spool.reset();  // the run is over: the session may reuse its spool at once
       run_.reset();
       done(std::move(v));
       return;

@@ -138,7 +138,13 @@ policy::Envelope Session::envelope() const {
 void Session::reset_transaction() {
   tx_ = Transaction{};
   data_stream_.reset();
-  spool_->reset();
+  if (spool_.use_count() > 1) {
+    // A verdict run still holds this message (required policies after an abandon): it keeps it,
+    // and the session starts the next one in a spool of its own.
+    spool_ = std::make_shared<spool::Spool>(config_.spool.memory_threshold, config_.spool.directory);
+  } else {
+    spool_->reset();
+  }
   // An idle session should hold no body-sized buffers (5,000 idle sessions, bounded RSS).
   data_out_.clear();  // a held last piece of a refused message goes nowhere
   if (data_out_.capacity() > 4096) std::string().swap(data_out_);

@@ -15,7 +15,7 @@ import json
 import os
 import time
 
-from harness import IntegrationTest, main, sink_form
+from harness import IntegrationTest, main, sink_form, stuff
 
 MESSAGE = (b"From: a@example.org\r\n"
            b"To: b@example.net\r\n"
@@ -204,6 +204,49 @@ class ScriptTest(IntegrationTest):
         dg.proc.wait(10)
         self.assertNotEqual(dg.proc.returncode(), 0)
         self.assertIn("policies[0].path", dg.proc.output())
+
+    # ---- the abort loophole (seed 004) ---------------------------------------------------------
+
+    def test_disconnect_while_judging_runs_required_policy_and_relays_nothing(self):
+        # A slow policy is judging when the client vanishes: the message must not be relayed,
+        # the slow policy is cancelled (killed), and the required audit policy still runs.
+        marker_dir = self.make_dir("markers")
+        slow = self.write_script("touch %s/slow-started; sleep 30; exit 0" % marker_dir, "slow.sh")
+        audit = self.write_script("cat \"$DOTGATE_MESSAGE\" > %s/audit-saw; echo \"$DOTGATE_SENDER\" > %s/audit-sender; exit 0"
+                                  % (marker_dir, marker_dir), "audit.sh")
+        sink = self.sink()
+        dg = self.dotgate(sink.port, {"policies": [
+            {"type": "script", "path": slow, "timeout": 60},
+            {"type": "script", "path": audit, "required": True, "timeout": 10},
+        ]})
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.converse("RCPT TO:<b@example.net>"), 250)
+        self.assertReply(c.converse("DATA"), 354)
+        c.send(stuff(MESSAGE) + b".\r\n")
+        started = os.path.join(marker_dir, "slow-started")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(os.path.exists(started), "the slow policy never started")
+        c.close()  # the client drops while the dot is held
+        saw = os.path.join(marker_dir, "audit-saw")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(saw) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        self.assertTrue(os.path.exists(saw), "the required policy did not run after the disconnect")
+        with open(saw, "rb") as f:
+            self.assertEqual(f.read(), MESSAGE, "the required policy must see the whole message")
+        with open(os.path.join(marker_dir, "audit-sender")) as f:
+            self.assertEqual(f.read().strip(), "a@example.org")
+        self.assertNoMessage(sink, settle=1.0)
+        # dotgate is still healthy: a new client is greeted and served
+        c2 = dg.client()
+        self.assertReply(c2.greeting(), 220)
+        self.assertReply(c2.converse("QUIT"), 221)
 
 
 if __name__ == "__main__":
