@@ -30,10 +30,27 @@ namespace dotgate::policy {
 
 enum class Action { Pass, Fail, FailKeep };
 
+// What a passing data_end verdict asks to change in the relayed message (rspamd's "add header",
+// "rewrite subject"): header fields removed (every field of that name, case-insensitive), then
+// fields added at the top of the header section. The session applies the edits of every passing
+// policy by replaying the spooled message to a fresh downstream transaction (the original body
+// has already streamed without them). Values are unfolded text; the session folds nothing and
+// refuses CR/LF inside them.
+struct MessageEdit {
+  std::vector<std::pair<std::string, std::string>> add_headers;  // name, value
+  std::vector<std::string> remove_headers;
+  bool empty() const { return add_headers.empty() && remove_headers.empty(); }
+};
+
 struct Verdict {
   Action action = Action::Pass;
   smtp::Reply reply;   // for Fail / FailKeep
   std::string reason;  // for the log
+  // Why the verdict service gave no usable answer, when it did not ("connect", "timeout",
+  // "status", "malformed", "crash", ...): counted per policy in dotgate_policy_errors_total.
+  // Empty when the service answered (whatever it answered).
+  std::string error;
+  MessageEdit edit;  // for Pass
 
   static Verdict pass() { return {}; }
   static Verdict fail(int code, std::string_view enhanced, std::string_view text, std::string reason = {}) {
@@ -50,6 +67,10 @@ struct Envelope {
   std::vector<smtp::EsmtpParam> mail_params;
   std::vector<std::string> recipients;  // accepted so far
   std::uint64_t message_size = 0;       // at data_end
+  // The recipients' profile (issue 5): selects per-profile overrides in a policy's own config
+  // ("profiles": {"strict": {...}}). Empty: the policy's top-level settings.
+  std::string profile;
+  std::string queue_id;  // dotgate's id for this transaction (logs, verdict services)
 };
 
 enum class Outcome { Accepted, Rejected, Tempfailed, Aborted };
