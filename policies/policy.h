@@ -49,8 +49,8 @@ struct Verdict {
   // Why the verdict service gave no usable answer, when it did not ("connect", "timeout",
   // "status", "malformed", "crash", ...): counted per policy in dotgate_policy_errors_total.
   // Empty when the service answered (whatever it answered).
-  std::string error;
-  MessageEdit edit;  // for Pass
+  std::string error{};
+  MessageEdit edit{};  // for Pass
 
   static Verdict pass() { return {}; }
   static Verdict fail(int code, std::string_view enhanced, std::string_view text, std::string reason = {}) {
