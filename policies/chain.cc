@@ -75,7 +75,7 @@ void Chain::advance() {
     switch (r->hook) {
       case Hook::Mail: p.mail(r->envelope, answer); break;
       case Hook::Rcpt: p.rcpt(r->envelope, r->recipient, answer); break;
-      case Hook::DataEnd: p.data_end(r->envelope, *r->spool, answer); break;
+      case Hook::DataEnd: p.data_end(r->envelope, r->spool, answer); break;
     }
     r->in_call = false;
     if (r->waiting) return;

@@ -208,13 +208,13 @@ void HttpPolicy::cancel() {
   request_ = 0;
 }
 
-void HttpPolicy::data_end(const Envelope& envelope, const spool::Spool& spool, Done done) {
+void HttpPolicy::data_end(const Envelope& envelope, SpoolRef spool, Done done) {
   if (loop_ == nullptr) return done(verdict_on_error(config_->on_error, "no event loop"));
   // The pool is taken on first use, not at session start: a session that never sends a message
   // costs nothing; once taken, it is kept until the session ends (release in the destructor).
   if (client_ == nullptr) client_ = registry_->acquire(loop_);
   cancel();
-  std::string body = smtp::unstuff(spool.read_all());
+  std::string body = smtp::unstuff(spool->read_all());
   http::Client::Headers headers;
   headers.emplace_back("Content-Type", "message/rfc822");
   headers.emplace_back("X-Dotgate-Client-Address", header_safe(envelope.client_address));

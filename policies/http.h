@@ -56,7 +56,7 @@ class HttpPolicy final : public Policy {
              uv_loop_t* loop);
   ~HttpPolicy() override;
   std::string_view name() const override { return "http"; }
-  void data_end(const Envelope& envelope, const spool::Spool& spool, Done done) override;
+  void data_end(const Envelope& envelope, SpoolRef spool, Done done) override;
   void cancel() override;
 
  private:

@@ -37,7 +37,7 @@ void LimitsPolicy::rcpt(const Envelope& envelope, const std::string&, Done done)
   done(Verdict::pass());
 }
 
-void LimitsPolicy::data_end(const Envelope& envelope, const spool::Spool&, Done done) {
+void LimitsPolicy::data_end(const Envelope& envelope, SpoolRef, Done done) {
   if (envelope.message_size > config_.max_message_size)
     return done(Verdict::fail(552, "5.3.4", "Message size exceeds fixed limit", "message over size limit"));
   done(Verdict::pass());

@@ -28,7 +28,7 @@ class LimitsPolicy final : public Policy {
   std::string_view name() const override { return "limits"; }
   void mail(const Envelope& envelope, Done done) override;
   void rcpt(const Envelope& envelope, const std::string& recipient, Done done) override;
-  void data_end(const Envelope& envelope, const spool::Spool& spool, Done done) override;
+  void data_end(const Envelope& envelope, SpoolRef spool, Done done) override;
 
  private:
   LimitsConfig config_;

@@ -76,6 +76,9 @@ struct Envelope {
 enum class Outcome { Accepted, Rejected, Tempfailed, Aborted };
 
 using Done = std::function<void(Verdict)>;
+// The message at data_end, shared: a policy that works on it later (a thread-pool job, a
+// spawned process) keeps its own reference, so the bytes outlive a cancelled run.
+using SpoolRef = std::shared_ptr<const spool::Spool>;
 
 class Policy {
  public:
@@ -83,7 +86,7 @@ class Policy {
   virtual std::string_view name() const = 0;
   virtual void mail(const Envelope&, Done done) { done(Verdict::pass()); }
   virtual void rcpt(const Envelope&, const std::string& /*recipient*/, Done done) { done(Verdict::pass()); }
-  virtual void data_end(const Envelope&, const spool::Spool&, Done done) { done(Verdict::pass()); }
+  virtual void data_end(const Envelope&, SpoolRef, Done done) { done(Verdict::pass()); }
   virtual void finished(const Envelope&, Outcome) {}
   virtual void cancel() {}
 };

@@ -311,10 +311,10 @@ struct ScriptPolicy::Run {
 
 ScriptPolicy::~ScriptPolicy() { cancel(); }
 
-void ScriptPolicy::data_end(const Envelope& envelope, const spool::Spool& spool, Done done) {
+void ScriptPolicy::data_end(const Envelope& envelope, SpoolRef spool, Done done) {
   cancel();  // one message at a time; a stale run (should not exist) is abandoned
   run_ = new Run(this, std::move(done));
-  run_->start(envelope, spool, context_.loop, context_.spool_directory);
+  run_->start(envelope, *spool, context_.loop, context_.spool_directory);
 }
 
 void ScriptPolicy::cancel() {

@@ -63,7 +63,7 @@ class ScriptPolicy final : public Policy {
   ScriptPolicy& operator=(const ScriptPolicy&) = delete;
 
   std::string_view name() const override { return "script"; }
-  void data_end(const Envelope& envelope, const spool::Spool& spool, Done done) override;
+  void data_end(const Envelope& envelope, SpoolRef spool, Done done) override;
   void cancel() override;
 
   struct Run;  // script.cc

@@ -30,7 +30,7 @@ struct Scripted final : Policy {
   }
   void mail(const Envelope&, Done done) override { reply(std::move(done)); }
   void rcpt(const Envelope&, const std::string&, Done done) override { reply(std::move(done)); }
-  void data_end(const Envelope&, const dotgate::spool::Spool&, Done done) override { reply(std::move(done)); }
+  void data_end(const Envelope&, SpoolRef, Done done) override { reply(std::move(done)); }
   void cancel() override { cancelled = true; later = nullptr; }
 };
 
@@ -143,8 +143,8 @@ struct Tracked final : Policy {
   Tracked(std::string i, bool as, std::vector<std::string>* l, int* d) : id(std::move(i)), async(as), log(l), destroyed(d) {}
   ~Tracked() override { ++*destroyed; }
   std::string_view name() const override { return id; }
-  void data_end(const Envelope&, const dotgate::spool::Spool& spool, Done done) override {
-    log->push_back(id + ":" + spool.read_all());
+  void data_end(const Envelope&, SpoolRef spool, Done done) override {
+    log->push_back(id + ":" + spool->read_all());
     if (async) later = std::move(done);
     else done(Verdict::pass());
   }

@@ -43,7 +43,7 @@ TEST_CASE("limits: recipients and message size") {
   p.rcpt(env, "b@x", [&](Verdict v) { got = v; });
   CHECK(got.passed());
 
-  spool::Spool spool(1024, "/tmp");
+  auto spool = std::make_shared<spool::Spool>(1024, "/tmp");
   env.message_size = 1000;
   p.data_end(env, spool, [&](Verdict v) { got = v; });
   CHECK(got.passed());

@@ -60,8 +60,8 @@ struct Fixture {
 
   // Runs data_end to completion; nullopt when done never came.
   std::optional<Verdict> judge(Policy& p, const std::string& wire = "Subject: t\r\n\r\nbody\r\n") {
-    spool::Spool spool(1 << 20, dir.string());
-    spool.append(wire);
+    auto spool = std::make_shared<spool::Spool>(1 << 20, dir.string());
+    spool->append(wire);
     Envelope env;
     env.client_address = "192.0.2.1:40000";
     env.helo = "client.example";
@@ -222,8 +222,8 @@ TEST_CASE("script: environment, args, and the unstuffed message on fd 3") {
 TEST_CASE("script: cancel and destroy mid-run deliver nothing and leave nothing open") {
   Fixture f;
   auto path = f.script("slow", "exec sleep 30");
-  spool::Spool spool(1 << 20, f.dir.string());
-  spool.append("x\r\n");
+  auto spool = std::make_shared<spool::Spool>(1 << 20, f.dir.string());
+  spool->append("x\r\n");
   int calls = 0;
   SUBCASE("cancel") {
     auto p = f.policy({{"path", path}});
