@@ -4,60 +4,23 @@
 #include "policies/http.h"
 
 #include <chrono>
-#include <map>
-#include <mutex>
 
 #include <nlohmann/json.hpp>
 
 #include "lib/log/log.h"
 #include "lib/smtp/data_stream.h"
 #include "lib/spool/spool.h"
+#include "policies/client_registry.h"
 #include "policies/registry.h"
 
 namespace dotgate::policy {
-
-// One http::Client per loop. The map is shared by worker threads (the factory is), so it is
-// locked; a Client itself is only ever touched from its loop's thread (acquire and release are
-// called by policy instances living on that loop).
-class ClientRegistry {
- public:
-  explicit ClientRegistry(std::shared_ptr<const HttpPolicyConfig> config) : config_(std::move(config)) {}
-  http::Client* acquire(uv_loop_t* loop) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto& entry = clients_[loop];
-    if (entry.client == nullptr) entry.client = new http::Client(loop, config_->url, config_->max_connections);
-    ++entry.users;
-    entry.client->retain();
-    return entry.client;
-  }
-  void release(uv_loop_t* loop) {
-    http::Client* client = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = clients_.find(loop);
-      if (it == clients_.end()) return;
-      client = it->second.client;
-      if (--it->second.users == 0) clients_.erase(it);
-    }
-    client->release();  // on this loop's thread; the last one closes the pool
-  }
-
- private:
-  struct Entry {
-    http::Client* client = nullptr;
-    std::size_t users = 0;
-  };
-  std::shared_ptr<const HttpPolicyConfig> config_;
-  std::mutex mutex_;
-  std::map<uv_loop_t*, Entry> clients_;
-};
 
 namespace {
 
 class HttpFactory final : public PolicyFactory {
  public:
   explicit HttpFactory(std::shared_ptr<const HttpPolicyConfig> config)
-      : config_(config), registry_(std::make_shared<ClientRegistry>(config)) {}
+      : config_(config), registry_(std::make_shared<ClientRegistry>(config->url, config->max_connections)) {}
   std::unique_ptr<Policy> create(const PolicyContext& context) const override {
     return std::make_unique<HttpPolicy>(config_, registry_, context.loop);
   }

@@ -3,10 +3,13 @@
 #include "policies/registry.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "policies/http.h"
+#include "policies/keywords.h"
 #include "policies/limits.h"
+#include "policies/rspamd.h"
 #include "policies/script.h"
 
 namespace dotgate::policy {
@@ -17,7 +20,9 @@ using Builder = std::unique_ptr<PolicyFactory> (*)(PolicyConfigReader&, const co
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> kRegistry = {
       {"http", &make_http_factory},
+      {"keywords", &make_keywords_factory},
       {"limits", &make_limits_factory},
+      {"rspamd", &make_rspamd_factory},
       {"script", &make_script_factory},
   };
   return kRegistry;
@@ -90,6 +95,14 @@ std::vector<std::string> PolicyConfigReader::string_array(const std::string& key
   return out;
 }
 
+const nlohmann::json* PolicyConfigReader::object(const std::string& key) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return nullptr;
+  if (!it->is_object()) throw config::ConfigError(path_ + "." + key + ": expected object");
+  return &*it;
+}
+
 std::string PolicyConfigReader::choice(const std::string& key, const std::string& fallback,
                                        const std::vector<std::string>& choices) {
   std::string v = string(key, fallback);
@@ -126,10 +139,47 @@ std::shared_ptr<const PolicySet> PolicySet::build(const config::Config& config) 
     PolicyConfigReader reader(entry, path);
     reader.string("type", "");
     bool required = reader.boolean("required", false);
+    bool sequential = reader.boolean("sequential", false);
+    std::string name = reader.string("name", "");
+    auto taken = [&](const std::string& n) {
+      return std::any_of(set->items_.begin(), set->items_.end(), [&](const Item& it) { return it.name == n; });
+    };
+    if (!name.empty()) {
+      bool valid = name.size() <= 64 && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+      });
+      if (!valid) throw config::ConfigError(path + ".name: expected 1 to 64 letters, digits, '-', '_' or '.'");
+      if (taken(name)) throw config::ConfigError(path + ".name: \"" + name + "\" is already used by another policy");
+    } else {
+      name = type;
+      for (int k = 2; taken(name); ++k) name = type + "-" + std::to_string(k);
+    }
     auto factory = found->second(reader, config);
     reader.finish();
     factory->required = required;
-    set->items_.push_back({type, std::move(factory)});
+    Item item{type, name, sequential, std::move(factory), &policy_stats(name)};
+    set->items_.push_back(std::move(item));
+  }
+  // Profiles name the policies that judge their recipients: every name must exist.
+  if (config.profiles.enabled()) {
+    for (auto& item : set->items_) item.every_profile = false;
+    for (std::size_t p = 0; p < config.profiles.profiles.size(); ++p) {
+      const auto& profile = config.profiles.profiles[p];
+      for (std::size_t k = 0; k < profile.policies.size(); ++k) {
+        const std::string& wanted = profile.policies[k];
+        bool found = std::any_of(set->items_.begin(), set->items_.end(), [&](const Item& it) { return it.name == wanted; });
+        if (!found)
+          throw config::ConfigError("profiles[" + std::to_string(p) + "].policies[" + std::to_string(k) +
+                                    "]: no policy named \"" + wanted + "\"");
+      }
+      for (auto& item : set->items_) {
+        if (profile.all_policies ||
+            std::find(profile.policies.begin(), profile.policies.end(), item.name) != profile.policies.end())
+          item.profiles.push_back(profile.name);
+      }
+    }
+    // A recipient no rule places (and no "default" profile) is judged by every policy.
+    for (auto& item : set->items_) item.profiles.push_back("");
   }
   return set;
 }
@@ -137,13 +187,15 @@ std::shared_ptr<const PolicySet> PolicySet::build(const config::Config& config) 
 std::unique_ptr<Chain> PolicySet::make_chain(const PolicyContext& context) const {
   std::vector<Chain::Entry> entries;
   entries.reserve(items_.size());
-  for (const auto& item : items_) entries.push_back({item.factory->create(context), item.factory->required});
+  for (const auto& item : items_)
+    entries.push_back({item.factory->create(context), item.factory->required, item.sequential, item.name, item.stats,
+                       item.every_profile, item.profiles});
   return std::make_unique<Chain>(std::move(entries));
 }
 
 std::vector<std::string> PolicySet::names() const {
   std::vector<std::string> out;
-  for (const auto& item : items_) out.push_back(item.type);
+  for (const auto& item : items_) out.push_back(item.name);
   return out;
 }
 

@@ -13,6 +13,7 @@
 
 #include "lib/config/config.h"
 #include "policies/chain.h"
+#include "policies/policy_metrics.h"
 
 namespace dotgate::policy {
 
@@ -27,7 +28,12 @@ class PolicySet {
  private:
   struct Item {
     std::string type;
+    std::string name;  // unique in the set: "name" from the config, else the type (then type-2, ...)
+    bool sequential = false;
     std::unique_ptr<PolicyFactory> factory;
+    PolicyStats* stats = nullptr;
+    bool every_profile = true;
+    std::vector<std::string> profiles;  // when !every_profile
   };
   std::vector<Item> items_;
 };
@@ -43,6 +49,9 @@ class PolicyConfigReader {
   // A number (integer or fractional) in [min, max]; for durations in seconds.
   double number(const std::string& key, double fallback, double min, double max);
   std::vector<std::string> string_array(const std::string& key, const std::vector<std::string>& fallback);
+  // A nested object (read it with a PolicyConfigReader of its own, path + "." + key); nullptr
+  // when absent.
+  const nlohmann::json* object(const std::string& key);
   // One of `choices`; the error lists them.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
   bool has(const std::string& key) const { return object_.contains(key); }

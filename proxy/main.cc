@@ -19,6 +19,7 @@
 #include "lib/config/config.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
+#include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
@@ -194,6 +195,7 @@ int run(int argc, char** argv) {
   d->shared.publish(runtime);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
 
+  d->shared.metrics.add_renderer(&policy::render_policy_metrics);
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);

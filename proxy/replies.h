@@ -46,6 +46,14 @@ inline constexpr ReplySpec kDataLineTooLong{550, "5.6.0", "Message has a line lo
 inline constexpr ReplySpec kDataBareLineEnding{550, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)"};
 inline constexpr ReplySpec kDotDownstreamError{451, "4.4.2", "Mail server error at end of data, try again later"};
 inline constexpr ReplySpec kInternalError{451, "4.3.0", "Internal error, try again later"};
+// verdict.deadline passed with on_deadline "tempfail".
+inline constexpr ReplySpec kVerdictDeadline{451, "4.7.0", "Message could not be checked in time, try again later"};
+// A message replayed with edited headers could not be handed on again (the MTA refused a command
+// it had accepted the first time, or the connection failed): nothing was delivered.
+inline constexpr ReplySpec kPrdrSyntax{501, "5.5.4", "Syntax: PRDR takes no value"};
+// PRDR (draft-hall-prdr-00): after the dot, before the per-recipient replies.
+inline constexpr ReplySpec kPrdrStart{353, "", "Content analysis has started"};
+inline constexpr ReplySpec kReplayFailed{451, "4.4.2", "Mail server error, try again later"};
 // fail_keep could not keep the message: a tempfail, so the client keeps it (never lost).
 inline constexpr ReplySpec kQuarantineFailed{451, "4.3.0", "Message could not be stored, try again later"};
 }  // namespace replies

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "lib/log/log.h"
+#include "proxy/queue_id.h"
 
 namespace dotgate::proxy {
 
@@ -31,9 +32,11 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       chain_(runtime_->policies->make_chain({host.loop(), config_.spool.directory})) {
   uv_timer_init(host_.loop(), &client_timer_);
   uv_timer_init(host_.loop(), &downstream_timer_);
+  uv_timer_init(host_.loop(), &verdict_timer_);
   client_timer_.data = this;
   downstream_timer_.data = this;
-  open_handles_ = 2;
+  verdict_timer_.data = this;
+  open_handles_ = 3;
 }
 
 const char* Session::state_name(State s) {
@@ -126,6 +129,18 @@ void Session::on_data(net::TcpConnection& c, std::string_view data) {
 void Session::on_end(net::TcpConnection& c, int status) {
   if (state_ == State::Closing) return;
   if (&c == client_) {
+    if (status == UV_EOF && client_done_talking()) {
+      // A half-close, not a disconnect: Exim sends QUIT right after the dot and shuts its side
+      // down, then reads the reply to the dot (Postfix sends the QUIT too). The client asked for
+      // everything it wants; it is answered, and the session closes after the last reply. A
+      // client that really left gets nothing it can read, but a message is still relayed only
+      // after its whole judgement (seed 004: a buffered QUIT "finally accepts the message").
+      log::info("client closed its sending side", {{"client", peer_}, {"state", state_name(state_)}});
+      client_ended_ = true;
+      client_paused_ = false;  // nothing more to read
+      pump();
+      return;
+    }
     // The client is gone: whatever is held is abandoned. Closing the downstream before any dot
     // means it queues nothing (invariant 2; the abort loophole of seed 004 stays closed).
     log::info("client disconnected", {{"client", peer_}, {"state", state_name(state_)},
@@ -221,6 +236,7 @@ void Session::pump() {
     client_in_.erase(0, client_pos_);
     client_pos_ = 0;
   }
+  close_if_client_finished();
   if (client_paused_ && state_ != State::Closing && client_ && client_in_.size() - client_pos_ <= kMaxClientBuffer &&
       (!downstream_ || downstream_->queued_bytes() <= kMaxDownstreamQueue)) {
     client_paused_ = false;
@@ -290,6 +306,10 @@ bool Session::check(const smtp::Command& cmd) {
         queue_local(replies::kMessageTooBig);
         return false;
       }
+      if (const smtp::EsmtpParam* prdr = cmd.param("PRDR"); prdr && prdr->has_value) {
+        local_error(make_reply(replies::kPrdrSyntax));  // draft-hall-prdr-00: PRDR takes no value
+        return false;
+      }
       return true;
     case Verb::Rcpt:
       if (tx_.recipients.size() + tx_.recipients_in_flight >= config_.smtp.max_recipients) {
@@ -297,7 +317,7 @@ bool Session::check(const smtp::Command& cmd) {
         tx_.recipient_replies.emplace_back(cmd.address, replies::kTooManyRecipients.code);
         return false;
       }
-      return true;
+      return !defer_recipient(cmd);
     case Verb::Vrfy:
       queue_local(config_.smtp.vrfy == config::VrfyMode::Reply252 ? replies::kVrfy252 : replies::kVrfyDisabled);
       return false;
@@ -347,6 +367,8 @@ void Session::run_policy(ParkedCommand& parked) {
     env.mail_from = parked.command.address;
     env.mail_params = parked.command.params;
     env.recipients.clear();
+  } else {
+    env.profile = profile_of(parked.command.address);
   }
   chain_->run(hook, env, parked.command.address, nullptr, [this](policy::Verdict v) {
     policy_running_ = false;
@@ -354,8 +376,10 @@ void Session::run_policy(ParkedCommand& parked) {
     if (v.passed()) {
       parked_->filtered = true;
     } else {
-      if (parked_->command.verb == smtp::Verb::Rcpt)
+      if (parked_->command.verb == smtp::Verb::Rcpt) {
         tx_.recipient_replies.emplace_back(parked_->command.address, v.reply.code);
+        recipient_dropped(profile_of(parked_->command.address));
+      }
       log::info("policy refused", {{"client", peer_}, {"command", std::string(smtp::verb_name(parked_->command.verb))},
                                    {"reply", v.reply.code}, {"reason", v.reason}});
       parked_.reset();
@@ -380,12 +404,18 @@ void Session::proceed(smtp::Command cmd) {
       break;
     case Verb::Mail:
       reset_transaction();
+      tx_.queue_id = make_queue_id();
+      tx_.prdr = cmd.param("PRDR") != nullptr;
+      if (tx_.prdr) cmd.line = relayed_mail_line(cmd);  // dotgate answers per recipient itself
+      tx_.mail_line = cmd.line;
       tx_.mail_from = cmd.address;
       tx_.mail_params = cmd.params;
       tx_.started_ms = uv_now(host_.loop());
       break;
     case Verb::Rcpt:
       slot.recipient = cmd.address;
+      slot.line = cmd.line;
+      slot.profile = profile_of(cmd.address);
       ++tx_.recipients_in_flight;
       break;
     case Verb::Data:
@@ -403,6 +433,37 @@ void Session::proceed(smtp::Command cmd) {
   wire += "\r\n";
   send_downstream(wire);
   arm_downstream_timer();
+}
+
+// ---- half-closed clients -----------------------------------------------------------------------
+
+bool Session::client_done_talking() const {
+  if (state_ == State::DotSent) return true;  // the dot is relayed: its reply is owed either way
+  if (state_ == State::Data || state_ == State::Greeting) return false;  // a body line is no QUIT
+  // A QUIT among the lines not yet taken (pipelined after the dot, or after other commands).
+  std::string_view rest(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
+  while (!rest.empty()) {
+    std::size_t lf = rest.find('\n');
+    if (lf == std::string_view::npos) return false;  // an unfinished line is no command
+    std::string_view line = rest.substr(0, lf);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+    if (line.size() == 4 && (line[0] | 0x20) == 'q' && (line[1] | 0x20) == 'u' && (line[2] | 0x20) == 'i' &&
+        (line[3] | 0x20) == 't')
+      return true;
+    rest.remove_prefix(lf + 1);
+  }
+  return false;
+}
+
+void Session::close_if_client_finished() {
+  // After a half-close: once every reply owed is out and no command is left, there is nothing
+  // more to say (the QUIT, if any, closed the session already).
+  if (!client_ended_ || state_ != State::Command) return;
+  if (!pending_.empty() || parked_ || policy_running_) return;
+  std::string_view rest(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
+  if (rest.find('\n') != std::string_view::npos) return;  // a command still to take
+  close_all();
 }
 
 // ---- replies -----------------------------------------------------------------------------------
@@ -428,6 +489,7 @@ void Session::flush_replies() {
   while (!pending_.empty() && pending_.front().ready && state_ != State::Closing) {
     PendingReply slot = std::move(pending_.front());
     pending_.pop_front();
+    for (const auto& r : slot.preface) send_reply(r);
     send_reply(slot.reply);
     if (slot.close_after) {
       close_all();
@@ -496,11 +558,13 @@ void Session::close_all() {
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   uv_timer_stop(&client_timer_);
   uv_timer_stop(&downstream_timer_);
+  uv_timer_stop(&verdict_timer_);
   if (downstream_) downstream_->close();  // never a dot: the downstream queues nothing
   if (client_) client_->close_after_flush();  // the last reply still reaches the client
   auto on_timer_closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); };
   uv_close(reinterpret_cast<uv_handle_t*>(&client_timer_), on_timer_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&downstream_timer_), on_timer_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&verdict_timer_), on_timer_closed);
 }
 
 void Session::handle_closed() {

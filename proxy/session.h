@@ -20,6 +20,7 @@
 // ends in fail_session(): one 421/554 and the close sequence.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -27,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <uv.h>
 
 #include "lib/net/tcp_connection.h"
@@ -83,7 +85,10 @@ class Session final : public net::TcpConnection::Events {
   static constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
 
   enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
-  enum class DownstreamPhase { None, Connecting, Greeting, Replaying, Ready };
+  // Replaying: the EHLO/HELO on a fresh connection. ReplayingMessage: MAIL, RCPTs and DATA of a
+  // message sent again to a fresh connection (a verdict edited its header), whose dot reply the
+  // client is waiting for.
+  enum class DownstreamPhase { None, Connecting, Greeting, Replaying, ReplayingMessage, Ready };
 
   // One slot per command, in the order received; a reply leaves when it and all before it are known.
   struct PendingReply {
@@ -94,6 +99,9 @@ class Session final : public net::TcpConnection::Events {
     bool close_after = false;  // QUIT: close once this reply is out
     smtp::Reply reply;
     std::string recipient;  // RCPT: the address, for the envelope
+    std::string line;       // RCPT: the command as relayed, for a replay
+    std::string profile;    // RCPT: the recipient's profile
+    std::vector<smtp::Reply> preface;  // sent before `reply` (PRDR: 353 and one per recipient)
   };
 
   struct ParkedCommand {
@@ -103,6 +111,15 @@ class Session final : public net::TcpConnection::Events {
 
   struct Transaction {
     bool open = false;  // MAIL accepted downstream
+    std::string queue_id;   // ours, for logs and verdict services
+    std::string mail_line;  // MAIL as relayed, for a replay
+    std::vector<std::string> rcpt_lines;  // the accepted RCPTs as relayed, for a replay
+    std::vector<std::string> recipient_profiles;  // aligned with `recipients`
+    bool prdr = false;                // MAIL ... PRDR: per-recipient replies after the dot
+    std::string profile;              // the split: the profile of the recipients forwarded so far
+    std::size_t profile_holders = 0;  // recipients of `profile` accepted or in flight
+    // PRDR: per accepted recipient, its profile's refusal (nullopt: accepted by its profile).
+    std::vector<std::optional<smtp::Reply>> prdr_refusals;
     std::string mail_from;
     std::vector<smtp::EsmtpParam> mail_params;
     std::vector<std::string> recipients;  // accepted downstream
@@ -128,6 +145,33 @@ class Session final : public net::TcpConnection::Events {
   void run_verdict();
   void on_verdict(policy::Verdict verdict);
   void keep_message(policy::Verdict& verdict);  // FailKeep: quarantine, or turn into 451 4.3.0
+  std::unique_ptr<policy::Chain> make_chain() const;
+  void await_dot_reply();  // DotSent, and the slot the client's reply to its dot waits in
+  // profiles, the split and PRDR (session_profiles.cc)
+  std::string profile_of(const std::string& address) const;
+  std::string client_ip() const;
+  bool never_defer() const;
+  bool defer_recipient(const smtp::Command& cmd);  // true: answered with the split's deferral
+  void recipient_dropped(const std::string& profile);  // a forwarded RCPT was refused after all
+  std::string relayed_mail_line(const smtp::Command& cmd) const;  // PRDR stripped
+  std::chrono::milliseconds verdict_deadline_for(const std::vector<std::string>& profiles, bool* accept) const;
+  void judge_next_profile();
+  void judgement_done();
+  void prdr_verdicts();
+  void prdr_wrap(PendingReply& slot);  // slot.reply: the message's outcome downstream
+  static void on_verdict_timer(uv_timer_t* t);
+  void verdict_deadline();
+  // The message again, to a fresh downstream transaction, with the verdict's header edits.
+  // `only`: the indices of tx_.recipients to replay to (PRDR); empty: all of them.
+  void start_replay(const policy::MessageEdit& edit, const std::vector<std::size_t>& only = {});
+  void send_replay_commands();
+  void on_replay_reply(smtp::Reply reply);
+  void replay_failed(const std::string& why);
+  void downstream_ready();  // greeting (and EHLO replay) done on a fresh connection
+  // Client EOF: true when the client has asked for everything it wants (a QUIT is buffered, or
+  // its dot is already relayed): it half-closed and waits for its replies (Exim does).
+  bool client_done_talking() const;
+  void close_if_client_finished();
 
   // replies
   void queue_local(const smtp::Reply& reply, bool close_after = false);
@@ -169,6 +213,7 @@ class Session final : public net::TcpConnection::Events {
   net::TcpConnection* downstream_ = nullptr;
   uv_timer_t client_timer_{};
   uv_timer_t downstream_timer_{};
+  uv_timer_t verdict_timer_{};  // the overall data_end deadline
   int open_handles_ = 0;
   bool counted_open_ = false;
 
@@ -196,12 +241,28 @@ class Session final : public net::TcpConnection::Events {
   bool pump_again_ = false;
   bool auth_continuation_ = false;  // next client line answers a 334 (AUTH passthrough)
   bool quit_ = false;
+  bool client_ended_ = false;
+  bool deadline_passed_ = false;  // this transaction's verdict came from the deadline  // EOF from a client that waits for its last replies
   bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
 
   std::string peer_;
   std::string helo_name_;
   smtp::Verb helo_verb_ = smtp::Verb::Unknown;
   Transaction tx_;
+  struct Replay {
+    bool active = false;
+    std::vector<std::string> commands;  // MAIL, RCPTs, DATA, each with CRLF
+    std::size_t sent = 0;
+    std::size_t answered = 0;
+    std::string message;  // the edited message, wire form, with the final ".\r\n"
+  } replay_;
+  // The data_end judgement: one chain run per recipient profile of the message, in order.
+  struct Judgement {
+    std::vector<std::string> profiles;
+    std::vector<policy::Verdict> verdicts;  // aligned with profiles, as they come
+    std::vector<nlohmann::json> results;    // per policy run, for the log line
+    bool accept_on_deadline = false;
+  } judgement_;
   std::size_t commands_ = 0;
   std::size_t errors_ = 0;
 };

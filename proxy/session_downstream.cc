@@ -48,7 +48,8 @@ void Session::send_downstream(std::string_view bytes) {
 void Session::arm_downstream_timer() {
   if (state_ == State::Closing) return;
   bool waiting = phase_ == DownstreamPhase::Connecting || phase_ == DownstreamPhase::Greeting ||
-                 phase_ == DownstreamPhase::Replaying || downstream_in_flight_ > 0;
+                 phase_ == DownstreamPhase::Replaying || phase_ == DownstreamPhase::ReplayingMessage ||
+                 downstream_in_flight_ > 0;
   if (!waiting) {
     uv_timer_stop(&downstream_timer_);
     return;
@@ -69,8 +70,29 @@ void Session::on_downstream_timer(uv_timer_t* t) {
 }
 
 void Session::downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail) {
+  if (replay_.active) {
+    // The fresh connection of a replay failed before any dot: the message is tempfailed (the
+    // client keeps it), the session goes on and the next transaction reconnects.
+    counters_.add(counters_.downstream_errors[static_cast<int>(why)]);
+    replay_failed(detail);
+    return;
+  }
   counters_.add(counters_.downstream_errors[static_cast<int>(why)]);
   log::warn("downstream error", {{"client", peer_}, {"state", state_name(state_)}, {"error", detail}});
+  if (state_ == State::DotSent && tx_.prdr) {
+    // A PRDR client hears its per-recipient 4xx before the session's 421.
+    for (auto& p : pending_) {
+      if (p.is_dot && !p.ready) {
+        p.ready = true;
+        p.reply = make_reply(replies::kDotDownstreamError);
+        prdr_wrap(p);
+        finish_transaction(policy::Outcome::Tempfailed, p.reply);
+        enter_state(State::Command);
+        flush_replies();
+        break;
+      }
+    }
+  }
   if (tx_.open || state_ == State::Data || state_ == State::Verdict || state_ == State::DotSent)
     finish_transaction(policy::Outcome::Tempfailed, make_reply(spec));
   fail_session(spec, "downstream: " + detail);
@@ -102,9 +124,10 @@ void Session::on_downstream_reply(smtp::Reply reply) {
       }
       if (helo_verb_ == smtp::Verb::Ehlo) downstream_caps_ = smtp::parse_ehlo(reply);
       downstream_pipelining_ = downstream_caps_.pipelining;
-      phase_ = DownstreamPhase::Ready;
-      arm_downstream_timer();
-      pump();
+      downstream_ready();
+      return;
+    case DownstreamPhase::ReplayingMessage:
+      on_replay_reply(std::move(reply));
       return;
     case DownstreamPhase::Ready:
       break;
@@ -172,6 +195,15 @@ void Session::on_greeting(smtp::Reply reply) {
                       "greeting on reconnect: " + std::to_string(reply.code));
     return;
   }
+  downstream_ready();
+}
+
+void Session::downstream_ready() {
+  if (replay_.active) {
+    phase_ = DownstreamPhase::ReplayingMessage;
+    send_replay_commands();
+    return;
+  }
   phase_ = DownstreamPhase::Ready;
   arm_downstream_timer();
   pump();
@@ -185,12 +217,14 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       // The message may or may not be queued: say "try again", never "accepted".
       slot.reply = make_reply(replies::kDotDownstreamError);
       counters_.add(counters_.downstream_errors[static_cast<int>(metrics::DownstreamError::Protocol)]);
+      prdr_wrap(slot);
       finish_transaction(policy::Outcome::Tempfailed, slot.reply);
       enter_state(State::Command);
       abort_downstream();
       return;
     }
     slot.reply = smtp::rewrite_reply(smtp::ReplyContext::DataEnd, std::move(reply));
+    prdr_wrap(slot);
     policy::Outcome outcome = slot.reply.klass() == 2   ? policy::Outcome::Accepted
                               : slot.reply.klass() == 4 ? policy::Outcome::Tempfailed
                                                         : policy::Outcome::Rejected;
@@ -221,6 +255,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
         smtp::EhloOffer offer;
         offer.max_message_size = config_.smtp.max_message_size;
         offer.auth_passthrough = config_.smtp.auth_passthrough;
+        offer.prdr = true;  // dotgate answers per recipient itself, whatever the MTA can do
         slot.reply = smtp::rewrite_ehlo(reply, offer);
         return;
       }
@@ -239,7 +274,13 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
     case Verb::Rcpt:
       if (tx_.recipients_in_flight > 0) --tx_.recipients_in_flight;
       tx_.recipient_replies.emplace_back(slot.recipient, reply.code);
-      if (reply.klass() == 2) tx_.recipients.push_back(slot.recipient);
+      if (reply.klass() == 2) {
+        tx_.recipients.push_back(slot.recipient);
+        tx_.rcpt_lines.push_back(std::move(slot.line));
+        tx_.recipient_profiles.push_back(slot.profile);
+      } else {
+        recipient_dropped(slot.profile);
+      }
       break;
     case Verb::Rset:
       reset_transaction();

@@ -1,6 +1,9 @@
 // proxy/session_message.cc — the message part of a Session: the body through the DataStream to
 // the downstream and the spool, the verdict with the dot held, and the transaction's end (its
 // summary log line, counters and the policies' `finished`). See session.h for the flow.
+#include <algorithm>
+#include <cmath>
+
 #include "lib/log/log.h"
 #include "lib/quarantine/quarantine.h"
 #include "proxy/session.h"
@@ -48,13 +51,52 @@ void Session::run_verdict() {
     on_verdict(policy::Verdict{policy::Action::Fail, make_reply(spec), "data stream"});
     return;
   }
-  policy::Envelope env = envelope();
-  env.message_size = data_stream_.message_size();
+  // One judgement per recipient profile in the message: one profile after a split, several for
+  // PRDR and for clients that are never deferred; none configured: one run of every policy.
+  judgement_ = Judgement{};
+  for (const auto& p : tx_.recipient_profiles)
+    if (std::find(judgement_.profiles.begin(), judgement_.profiles.end(), p) == judgement_.profiles.end())
+      judgement_.profiles.push_back(p);
+  if (judgement_.profiles.empty()) judgement_.profiles.push_back({});
+  auto deadline = verdict_deadline_for(judgement_.profiles, &judgement_.accept_on_deadline);
   policy_running_ = true;
-  chain_->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this](policy::Verdict v) {
-    policy_running_ = false;
-    on_verdict(std::move(v));
-  });
+  uv_timer_start(&verdict_timer_, &Session::on_verdict_timer, static_cast<std::uint64_t>(deadline.count()), 0);
+  judge_next_profile();
+}
+
+void Session::await_dot_reply() {
+  enter_state(State::DotSent);
+  PendingReply slot;
+  slot.verb = smtp::Verb::Data;
+  slot.from_downstream = true;
+  slot.is_dot = true;
+  pending_.push_back(std::move(slot));
+}
+
+std::unique_ptr<policy::Chain> Session::make_chain() const {
+  return runtime_->policies->make_chain({host_.loop(), config_.spool.directory});
+}
+
+void Session::on_verdict_timer(uv_timer_t* t) { static_cast<Session*>(t->data)->verdict_deadline(); }
+
+// No client waits longer than the deadline for the reply to its dot. The policies still working
+// are cancelled, the required ones run on detached from the session (Chain::abandon), and the
+// session carries on with a fresh chain for its next transaction.
+void Session::verdict_deadline() {
+  if (state_ != State::Verdict || !policy_running_) return;
+  bool accept = judgement_.accept_on_deadline;
+  log::warn("verdict deadline passed", {{"client", peer_}, {"queue_id", tx_.queue_id},
+                                        {"outcome", accept ? "accept" : "tempfail"}});
+  policy::Chain::abandon(std::move(chain_));
+  chain_ = make_chain();
+  deadline_passed_ = true;
+  // The profiles not judged in time get the deadline's outcome.
+  while (judgement_.verdicts.size() < judgement_.profiles.size()) {
+    judgement_.verdicts.push_back(accept ? policy::Verdict::pass()
+                                         : policy::Verdict{policy::Action::Fail, make_reply(replies::kVerdictDeadline),
+                                                           "verdict deadline passed"});
+  }
+  judgement_done();
 }
 
 void Session::on_verdict(policy::Verdict verdict) {
@@ -77,12 +119,11 @@ void Session::on_verdict(policy::Verdict verdict) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");
     return;
   }
-  enter_state(State::DotSent);
-  PendingReply slot;
-  slot.verb = smtp::Verb::Data;
-  slot.from_downstream = true;
-  slot.is_dot = true;
-  pending_.push_back(std::move(slot));
+  if (!verdict.edit.empty()) {
+    start_replay(verdict.edit);
+    return;
+  }
+  await_dot_reply();
   ++downstream_in_flight_;
   data_out_ += ".\r\n";  // the body's last piece, held back by feed_data(), with the dot
   send_downstream(data_out_);
@@ -132,11 +173,15 @@ policy::Envelope Session::envelope() const {
   env.mail_from = tx_.mail_from;
   env.mail_params = tx_.mail_params;
   env.recipients = tx_.recipients;
+  env.queue_id = tx_.queue_id;
   return env;
 }
 
 void Session::reset_transaction() {
   tx_ = Transaction{};
+  deadline_passed_ = false;
+  replay_ = Replay{};
+  judgement_ = Judgement{};
   data_stream_.reset();
   if (spool_.use_count() > 1) {
     // A verdict run still holds this message (required policies after an abandon): it keeps it,
@@ -160,12 +205,17 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
   std::string reply_text = std::to_string(reply.code);
   if (!reply.lines.empty()) reply_text += " " + reply.lines.front();
+  nlohmann::json policies = nlohmann::json::array();
+  for (auto& p : judgement_.results) policies.push_back(std::move(p));
+  if (deadline_passed_) policies.push_back({{"name", "*"}, {"outcome", "deadline"}});
   log::info("transaction", {{"client", peer_},
+                            {"queue_id", tx_.queue_id},
                             {"helo", helo_name_},
                             {"from", tx_.mail_from},
                             {"rcpts", rcpts},
                             {"size", data_stream_.message_size()},
                             {"outcome", kNames[o]},
+                            {"policies", policies},
                             {"reply", reply_text},
                             {"duration_ms", tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0}});
   if (chain_) chain_->finished(envelope(), outcome);

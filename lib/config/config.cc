@@ -15,6 +15,8 @@
 // load_config_file prefixes the file name to what concerns the file itself (cannot open, JSON
 // syntax with line and column); validation errors keep the path first, as config.h promises.
 #include "lib/config/config.h"
+#include "lib/config/node.h"
+#include "lib/config/profiles_reader.h"
 
 #include <arpa/inet.h>
 
@@ -33,113 +35,6 @@ namespace dotgate::config {
 namespace {
 
 using nlohmann::json;
-
-// A JSON value plus where it sits in the document. For objects it remembers the keys read, so
-// done() can refuse the rest.
-class Node {
- public:
-  Node(const json& value, std::string path) : value_(&value), path_(std::move(path)) {}
-
-  const json& value() const { return *value_; }
-  const std::string& path() const { return path_; }
-
-  [[noreturn]] void fail(const std::string& message) const {
-    throw ConfigError((path_.empty() ? std::string("(top level)") : path_) + ": " + message);
-  }
-
-  // ---- structure ----
-  void expect_object() const {
-    if (!value_->is_object()) fail("expected object");
-  }
-  void expect_array() const {
-    if (!value_->is_array()) fail("expected array");
-  }
-
-  // The member `key` if present (and marks it read), else nullopt. Requires expect_object().
-  std::optional<Node> member(const std::string& key) {
-    consumed_.insert(key);
-    auto it = value_->find(key);
-    if (it == value_->end()) return std::nullopt;
-    return Node(*it, child_path(key));
-  }
-  Node required_member(const std::string& key) {
-    auto node = member(key);
-    if (!node) Node(*value_, child_path(key)).fail("missing required key");
-    return *node;
-  }
-  Node element(std::size_t index) const {
-    return Node((*value_)[index], path_ + "[" + std::to_string(index) + "]");
-  }
-  // Refuses the first key that was not read (keys iterate in sorted order: stable messages).
-  void done() const {
-    for (const auto& item : value_->items()) {
-      if (!consumed_.count(item.key())) Node(item.value(), child_path(item.key())).fail("unknown key");
-    }
-  }
-
-  // ---- scalars ----
-  std::uint64_t as_uint(std::uint64_t min, std::uint64_t max) const {
-    if (!value_->is_number_integer()) fail("expected integer");
-    bool in_range;
-    std::uint64_t v = 0;
-    if (value_->is_number_unsigned()) {
-      v = value_->get<std::uint64_t>();
-      in_range = v >= min && v <= max;
-    } else {
-      // Only a document built in code (not parsed text) holds a non-negative signed integer.
-      auto s = value_->get<std::int64_t>();
-      v = static_cast<std::uint64_t>(s);
-      in_range = s >= 0 && v >= min && v <= max;
-    }
-    if (!in_range) fail("expected integer in " + std::to_string(min) + ".." + std::to_string(max));
-    return v;
-  }
-  bool as_bool() const {
-    if (!value_->is_boolean()) fail("expected boolean");
-    return value_->get<bool>();
-  }
-  const std::string& as_string() const {
-    if (!value_->is_string()) fail("expected string");
-    return value_->get_ref<const std::string&>();
-  }
-  // Seconds as a JSON number (fractional allowed), in (0, max] or [0, max] when zero_ok.
-  // Kept in milliseconds: a value that rounds to 0 ms is refused as well, since a 0 timer in
-  // libuv means "now", not "never".
-  std::chrono::milliseconds as_seconds(double max, bool zero_ok) const {
-    auto range = std::string(zero_ok ? ">= 0" : "> 0") + " and <= " + format_number(max);
-    if (!value_->is_number()) fail("expected number of seconds " + range);
-    double s = value_->get<double>();
-    double ms = std::round(s * 1000.0);
-    if (!std::isfinite(s) || s < 0 || s > max || (!zero_ok && ms < 1))
-      fail("expected number of seconds " + range);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
-  }
-  // One of `choices` (index returned). A non-string is "not one of them" too.
-  std::size_t as_choice(std::span<const std::string_view> choices) const {
-    std::string list;
-    for (auto c : choices) list += (list.empty() ? "" : ", ") + std::string(c);
-    if (value_->is_string()) {
-      std::size_t i = 0;
-      for (auto c : choices) {
-        if (value_->get_ref<const std::string&>() == c) return i;
-        ++i;
-      }
-    }
-    fail("expected one of " + list);
-  }
-
- private:
-  std::string child_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  static std::string format_number(double d) {
-    std::ostringstream out;
-    out << d;
-    return out.str();
-  }
-
-  const json* value_;
-  std::string path_;
-  std::set<std::string> consumed_;
-};
 
 // inet_pton accepts exactly the literals we want: dotted quad (no octal, no shorthand like
 // "127.1") and RFC 4291 IPv6 text. No names: a config must not depend on DNS at start-up.
@@ -309,6 +204,18 @@ void read_quarantine(Node& node, QuarantineConfig& q) {
   node.done();
 }
 
+void read_verdict(Node& node, VerdictConfig& v) {
+  node.expect_object();
+  // At most an hour: no client waits longer for the reply to its dot. Fractions are for tests.
+  if (auto n = node.member("deadline")) {
+    v.deadline = n->as_seconds(3600, false);
+    if (v.deadline < std::chrono::milliseconds(100)) n->fail("expected number of seconds >= 0.1 and <= 3600");
+  }
+  static constexpr std::string_view kOutcomes[] = {"tempfail", "accept"};
+  if (auto n = node.member("on_deadline")) v.accept_on_deadline = n->as_choice(kOutcomes) == 1;
+  node.done();
+}
+
 // Only the shape is checked here; each entry's own keys belong to policies/registry.cc.
 void read_policies(Node& node, Config& config) {
   node.expect_array();
@@ -372,6 +279,13 @@ Config parse_config(const nlohmann::json& document) {
   if (auto n = root.member("smtp")) read_smtp(*n, config.smtp);
   if (auto n = root.member("spool")) read_spool(*n, config.spool);
   if (auto n = root.member("quarantine")) read_quarantine(*n, config.quarantine);
+  if (auto n = root.member("verdict")) read_verdict(*n, config.verdict);
+  if (auto n = root.member("profiles")) read_profile_list(*n, config.profiles, &read_verdict);
+  if (auto n = root.member("recipients")) {
+    if (!config.profiles.enabled()) n->fail("needs \"profiles\"");
+    read_recipient_rules(*n, config.profiles);
+  }
+  if (auto n = root.member("split")) read_split(*n, config.profiles.split);
   if (auto n = root.member("policies")) read_policies(*n, config);
   root.done();
   return config;

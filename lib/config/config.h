@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/config/profiles.h"
 #include "lib/smtp/data_stream.h"
 
 namespace dotgate::config {
@@ -86,6 +87,8 @@ struct Config {
   SmtpConfig smtp;
   SpoolConfig spool;
   QuarantineConfig quarantine;
+  VerdictConfig verdict;
+  ProfilesConfig profiles;  // "profiles", "recipients", "split"
   nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
 
   std::string source;  // the file it came from, for logs

@@ -31,6 +31,8 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
 constexpr std::string_view kOutcomes[] = {"accepted", "rejected", "tempfailed", "aborted"};
 constexpr std::string_view kDownstreamErrors[] = {"connect", "timeout", "closed", "protocol"};
 constexpr std::string_view kDirections[] = {"client_to_downstream", "downstream_to_client"};
+constexpr std::string_view kPrdrOutcomes[] = {"accepted", "rejected", "tempfailed"};
+static_assert(std::size(kPrdrOutcomes) == static_cast<std::size_t>(PrdrOutcome::kCount));
 static_assert(std::size(kOutcomes) == static_cast<std::size_t>(TxOutcome::kCount));
 static_assert(std::size(kDownstreamErrors) == static_cast<std::size_t>(DownstreamError::kCount));
 static_assert(std::size(kDirections) == static_cast<std::size_t>(Direction::kCount));
@@ -42,6 +44,8 @@ struct Totals {
   std::array<std::uint64_t, std::size(kDownstreamErrors)> downstream_errors{};
   std::array<std::uint64_t, std::size(kDirections)> bytes{};
   std::array<std::uint64_t, 6> replies{};
+  std::uint64_t deferred = 0, prdr = 0;
+  std::array<std::uint64_t, std::size(kPrdrOutcomes)> prdr_recipients{};
 
   void add(const WorkerCounters& w) {
     open += load(w.connections_open);
@@ -51,6 +55,9 @@ struct Totals {
     for (std::size_t i = 0; i < downstream_errors.size(); ++i) downstream_errors[i] += load(w.downstream_errors[i]);
     for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] += load(w.bytes[i]);
     for (std::size_t i = 0; i < replies.size(); ++i) replies[i] += load(w.replies_by_class[i]);
+    deferred += load(w.recipients_deferred);
+    prdr += load(w.prdr_transactions);
+    for (std::size_t i = 0; i < prdr_recipients.size(); ++i) prdr_recipients[i] += load(w.prdr_recipients[i]);
   }
 };
 
@@ -107,6 +114,15 @@ std::string Metrics::render() const {
     const char cls[] = {static_cast<char>('0' + d), 'x', 'x', '\0'};
     labelled(out, "dotgate_replies_total", "class", cls, t.replies[d]);
   }
+
+  family(out, "dotgate_recipients_deferred_total", "counter",
+         "Recipients deferred (451/452 4.5.3) to split a transaction by profile.");
+  sample(out, "dotgate_recipients_deferred_total", "", t.deferred);
+  family(out, "dotgate_prdr_transactions_total", "counter", "Messages answered per recipient (PRDR).");
+  sample(out, "dotgate_prdr_transactions_total", "", t.prdr);
+  family(out, "dotgate_prdr_recipients_total", "counter", "Per-recipient PRDR replies, by outcome.");
+  for (std::size_t i = 0; i < t.prdr_recipients.size(); ++i)
+    labelled(out, "dotgate_prdr_recipients_total", "outcome", kPrdrOutcomes[i], t.prdr_recipients[i]);
 
   for (const auto& r : renderers_) r(out);
   return out;

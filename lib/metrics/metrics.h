@@ -19,6 +19,7 @@ namespace dotgate::metrics {
 enum class TxOutcome { Accepted, Rejected, Tempfailed, Aborted, kCount };
 enum class DownstreamError { Connect, Timeout, Closed, Protocol, kCount };
 enum class Direction { ClientToDownstream, DownstreamToClient, kCount };
+enum class PrdrOutcome { Accepted, Rejected, Tempfailed, kCount };
 
 using Counter = std::atomic<std::uint64_t>;
 
@@ -30,6 +31,9 @@ struct WorkerCounters {
   std::array<Counter, static_cast<int>(DownstreamError::kCount)> downstream_errors{};
   std::array<Counter, static_cast<int>(Direction::kCount)> bytes{};
   std::array<Counter, 6> replies_by_class{};  // index = first digit (2..5 used)
+  Counter recipients_deferred{0};  // split: a recipient of a second profile got 451/452 4.5.3
+  Counter prdr_transactions{0};    // messages answered with per-recipient replies
+  std::array<Counter, static_cast<int>(PrdrOutcome::kCount)> prdr_recipients{};
 
   void add(Counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
   void sub(Counter& c, std::uint64_t n = 1) { c.fetch_sub(n, std::memory_order_relaxed); }

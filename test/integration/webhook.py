@@ -14,6 +14,7 @@ change the answer between messages. Modes:
   close_reused — like json on a connection's first request; on a later one, close without a byte
                  (a server that dropped an idle keep-alive connection just as the request came)
   close_idle — like json (keep-alive announced), then close the connection 0.2 s later
+A "delay" (seconds) in the script holds any answer that long first (a slow verdict service).
 Every request is recorded in DIR/requests.jsonl: the connection number, the method, path, the
 headers (in order, repeated ones kept) and the body (base64). DIR/ready appears once listening.
 Owns only its listening socket and connections; ends on SIGTERM.
@@ -63,6 +64,8 @@ def main():
                                     "body_b64": base64.b64encode(body).decode()}) + "\n")
             mode = script.get("mode", "json")
             self.served += 1
+            if script.get("delay"):
+                time.sleep(float(script["delay"]))
             if mode == "close_reused" and self.served > 1:
                 self.close_connection = True
                 return

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <functional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -159,9 +160,10 @@ TEST_CASE("abandon: the policy in flight is cancelled, required ones still run, 
   auto* skipped = new Tracked("skipped", false, &log, &destroyed);
   auto* audit = new Tracked("audit", true, &log, &destroyed);
   std::vector<Chain::Entry> entries;
-  entries.push_back({std::unique_ptr<Policy>(slow), false});
-  entries.push_back({std::unique_ptr<Policy>(skipped), false});
-  entries.push_back({std::unique_ptr<Policy>(audit), true});
+  // sequential: each waits for the one before (at data_end they would otherwise all start at once)
+  entries.push_back({std::unique_ptr<Policy>(slow), false, true});
+  entries.push_back({std::unique_ptr<Policy>(skipped), false, true});
+  entries.push_back({std::unique_ptr<Policy>(audit), true, true});
   auto chain = std::make_unique<Chain>(std::move(entries));
   auto spool = std::make_shared<dotgate::spool::Spool>(1024, "/tmp");
   spool->append("body\r\n");
@@ -188,4 +190,147 @@ TEST_CASE("abandon with nothing running frees the chain at once") {
   Chain::abandon(std::move(chain));
   CHECK(destroyed == 1);
   CHECK(log.empty());
+}
+
+// ---- data_end: concurrent verdict services -------------------------------------------------------
+
+namespace {
+Chain make_data_end(std::vector<std::tuple<Scripted*, bool, bool>> list) {
+  std::vector<Chain::Entry> entries;
+  for (auto& [p, required, sequential] : list) entries.push_back({std::unique_ptr<Policy>(p), required, sequential});
+  return Chain(std::move(entries));
+}
+auto some_spool() {
+  auto spool = std::make_shared<dotgate::spool::Spool>(1024, "/tmp");
+  spool->append("m\r\n");
+  return spool;
+}
+}  // namespace
+
+TEST_CASE("data_end: independent policies are all asked at once; the verdict waits for all of them") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::pass(), &log, true);
+  auto* c = new Scripted("c", Verdict::pass(), &log, true);
+  auto chain = make_data_end({{a, false, false}, {b, false, false}, {c, false, false}});
+  int calls = 0;
+  Verdict got = Verdict::fail(550, "5.0.0", "unset");
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { ++calls; got = v; });
+  CHECK(log == std::vector<std::string>{"a", "b", "c"});  // all three before any answered
+  Done dc = c->later, da = a->later, db = b->later;
+  dc(Verdict::pass());
+  da(Verdict::pass());
+  CHECK(calls == 0);
+  db(Verdict::pass());
+  CHECK(calls == 1);
+  CHECK(got.passed());
+  REQUIRE(chain.results().size() == 3);
+  CHECK(chain.results()[0].name == "a");
+  CHECK(chain.results()[2].outcome == "pass");
+}
+
+TEST_CASE("data_end: the first fail in configured order wins, whatever order the answers come in") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::pass(), &log, true);
+  auto* c = new Scripted("c", Verdict::pass(), &log, true);
+  auto chain = make_data_end({{a, false, false}, {b, false, false}, {c, false, false}});
+  Verdict got;
+  int calls = 0;
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { ++calls; got = v; });
+  Done dc = c->later, db = b->later;
+  dc(Verdict::fail(550, "5.7.1", "c says no"));
+  CHECK(calls == 0);  // a or b may still fail first in order
+  db(Verdict::fail(451, "4.7.1", "b says later"));
+  CHECK(calls == 0);  // a still decides
+  a->later(Verdict::pass());
+  CHECK(calls == 1);
+  CHECK(got.reply.code == 451);  // b's: the first fail in configured order
+}
+
+TEST_CASE("data_end: once the verdict is certain, the policies still working are cancelled") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::pass(), &log, true);
+  auto* audit = new Scripted("audit", Verdict::pass(), &log, true);
+  auto chain = make_data_end({{a, false, false}, {b, false, false}, {audit, true, false}});
+  Verdict got;
+  int calls = 0;
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { ++calls; got = v; });
+  a->later(Verdict::fail(554, "5.7.1", "spam"));
+  CHECK(b->cancelled);            // cannot change the verdict any more
+  CHECK_FALSE(audit->cancelled);  // required: always runs to the end
+  CHECK(calls == 0);              // and the run waits for it
+  audit->later(Verdict::pass());
+  CHECK(calls == 1);
+  CHECK(got.reply.code == 554);
+  REQUIRE(chain.results().size() == 3);
+  CHECK(chain.results()[1].outcome == "cancelled");
+  CHECK(chain.results()[0].outcome == "reject");
+}
+
+TEST_CASE("data_end: a sequential policy waits for the ones before it and is skipped after a fail") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* expensive = new Scripted("expensive", Verdict::pass(), &log, true);
+  auto* free = new Scripted("free", Verdict::pass(), &log, true);
+  auto chain = make_data_end({{a, false, false}, {expensive, false, true}, {free, false, false}});
+  int calls = 0;
+  Verdict got;
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { ++calls; got = v; });
+  CHECK(log == std::vector<std::string>{"a", "free"});  // "expensive" waits for "a"
+  free->later(Verdict::pass());
+  a->later(Verdict::pass());
+  CHECK(log == std::vector<std::string>{"a", "free", "expensive"});
+  expensive->later(Verdict::fail(550, "5.7.1", "no"));
+  CHECK(calls == 1);
+  CHECK(got.reply.code == 550);
+
+  // Second run: "a" fails, so the sequential one is never asked.
+  log.clear();
+  calls = 0;
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { ++calls; got = v; });
+  a->later(Verdict::fail(451, "4.7.1", "later"));
+  CHECK(free->cancelled);
+  CHECK(calls == 1);
+  CHECK(log == std::vector<std::string>{"a", "free"});
+  CHECK(got.reply.code == 451);
+}
+
+TEST_CASE("data_end: the edits of every passing policy are merged in configured order") {
+  std::vector<std::string> log;
+  Verdict first = Verdict::pass();
+  first.edit.add_headers.push_back({"X-Spam", "Yes"});
+  Verdict second = Verdict::pass();
+  second.edit.remove_headers.push_back("Subject");
+  second.edit.add_headers.push_back({"Subject", "[SPAM] hi"});
+  auto chain = make_data_end({{new Scripted("a", first, &log), false, false}, {new Scripted("b", second, &log), false, false}});
+  Verdict got;
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict v) { got = v; });
+  REQUIRE(got.passed());
+  REQUIRE(got.edit.add_headers.size() == 2);
+  CHECK(got.edit.add_headers[0].first == "X-Spam");
+  CHECK(got.edit.add_headers[1].second == "[SPAM] hi");
+  CHECK(got.edit.remove_headers == std::vector<std::string>{"Subject"});
+}
+
+TEST_CASE("data_end: abandon cancels every non-required policy in flight") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::pass(), &log, true);
+  auto* audit = new Scripted("audit", Verdict::pass(), &log, true);
+  std::vector<Chain::Entry> entries;
+  entries.push_back({std::unique_ptr<Policy>(a), false});
+  entries.push_back({std::unique_ptr<Policy>(b), false});
+  entries.push_back({std::unique_ptr<Policy>(audit), true});
+  auto chain = std::make_unique<Chain>(std::move(entries));
+  int calls = 0;
+  chain->run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict) { ++calls; });
+  Chain::abandon(std::move(chain));
+  CHECK(a->cancelled);
+  CHECK(b->cancelled);
+  CHECK_FALSE(audit->cancelled);
+  Done finish = std::move(audit->later);
+  finish(Verdict::pass());  // the chain frees itself here (ASan would see a leak otherwise)
+  CHECK(calls == 0);
 }

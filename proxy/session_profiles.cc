@@ -1,0 +1,224 @@
+// proxy/session_profiles.cc — per-recipient profiles in a Session (issue 5; seeds 000, 001, 003).
+//
+// The split: the first recipient forwarded fixes the transaction's profile; a recipient of
+// another profile gets the deferral (451/452 4.5.3, per client class) and is not forwarded, so
+// each message the MTA receives is judged by one profile. Clients that do not retry
+// (split.never_defer) keep every recipient; their message is judged under each profile present
+// and the first refusal decides. A PRDR client is never deferred: after its dot it hears 353,
+// one reply per recipient from that recipient's profile verdict, and a final reply; the MTA
+// receives the message for the accepted recipients only (a replay when some were refused).
+#include <algorithm>
+#include <cmath>
+
+#include "lib/log/log.h"
+#include "proxy/session.h"
+
+namespace dotgate::proxy {
+
+std::string Session::profile_of(const std::string& address) const {
+  if (!config_.profiles.enabled()) return {};
+  const config::ProfileConfig* p = config_.profiles.resolve(address);
+  return p ? p->name : std::string();
+}
+
+std::string Session::client_ip() const {
+  // peer_ is "192.0.2.1:port" or "[2001:db8::1]:port".
+  if (!peer_.empty() && peer_.front() == '[') return peer_.substr(1, peer_.find(']') - 1);
+  return peer_.substr(0, peer_.rfind(':'));
+}
+
+bool Session::never_defer() const { return config_.profiles.split.never_defer.matches(client_ip(), helo_name_); }
+
+bool Session::defer_recipient(const smtp::Command& cmd) {
+  if (!config_.profiles.enabled()) return false;
+  std::string profile = profile_of(cmd.address);
+  if (tx_.prdr || never_defer()) return false;  // every recipient stays; judged per profile
+  if (tx_.profile_holders == 0) {
+    tx_.profile = profile;  // the first forwarded recipient fixes the transaction's profile
+  } else if (profile != tx_.profile) {
+    const auto& split = config_.profiles.split;
+    int code = split.code_for(client_ip(), helo_name_);
+    queue_local(smtp::Reply::make(code, code == 452 ? "4.5.3" : "4.5.3", split.text));
+    tx_.recipient_replies.emplace_back(cmd.address, code);
+    counters_.add(counters_.recipients_deferred);
+    log::debug("recipient deferred for the split",
+               {{"client", peer_}, {"rcpt", cmd.address}, {"profile", profile}, {"transaction_profile", tx_.profile}});
+    return true;
+  }
+  ++tx_.profile_holders;
+  return false;
+}
+
+void Session::recipient_dropped(const std::string& profile) {
+  // A forwarded recipient refused after all (a policy, the MTA): when none of the profile's
+  // recipients is left, the next recipient may fix another profile.
+  if (tx_.prdr || !config_.profiles.enabled() || profile != tx_.profile) return;
+  if (tx_.profile_holders > 0) --tx_.profile_holders;
+}
+
+std::string Session::relayed_mail_line(const smtp::Command& cmd) const {
+  std::string line = "MAIL FROM:<" + cmd.address + ">";
+  for (const auto& p : cmd.params) {
+    if (p.keyword == "PRDR") continue;
+    line += " " + p.keyword;
+    if (p.has_value) line += "=" + p.value;
+  }
+  return line;
+}
+
+std::chrono::milliseconds Session::verdict_deadline_for(const std::vector<std::string>& profiles, bool* accept) const {
+  // Several profiles judge one message one after the other within one deadline: the shortest
+  // applies, and the message is accepted on expiry only if every profile says so.
+  std::chrono::milliseconds deadline{0};
+  bool all_accept = true;
+  for (const auto& name : profiles) {
+    const config::ProfileConfig* p = config_.profiles.find(name);
+    const config::VerdictConfig& v = p && p->verdict ? *p->verdict : config_.verdict;
+    if (deadline.count() == 0 || v.deadline < deadline) deadline = v.deadline;
+    all_accept = all_accept && v.accept_on_deadline;
+  }
+  if (deadline.count() == 0) deadline = config_.verdict.deadline;
+  if (profiles.empty()) all_accept = config_.verdict.accept_on_deadline;
+  *accept = all_accept;
+  return deadline;
+}
+
+void Session::judge_next_profile() {
+  std::size_t index = judgement_.verdicts.size();
+  policy::Envelope env = envelope();
+  env.message_size = data_stream_.message_size();
+  env.profile = judgement_.profiles[index];
+  chain_->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this](policy::Verdict v) {
+    for (const auto& r : chain_->results()) {
+      nlohmann::json p = {{"name", r.name}, {"outcome", r.outcome}, {"ms", std::round(r.ms * 100) / 100}};
+      if (!r.error.empty()) p["error"] = r.error;
+      if (!judgement_.profiles[judgement_.verdicts.size()].empty()) p["profile"] = judgement_.profiles[judgement_.verdicts.size()];
+      judgement_.results.push_back(std::move(p));
+    }
+    bool failed = !v.passed();
+    judgement_.verdicts.push_back(std::move(v));
+    // Without PRDR one refusal refuses the whole message: the other profiles need not run.
+    if ((failed && !tx_.prdr) || judgement_.verdicts.size() == judgement_.profiles.size()) {
+      judgement_done();
+      return;
+    }
+    judge_next_profile();
+  });
+}
+
+void Session::judgement_done() {
+  policy_running_ = false;
+  uv_timer_stop(&verdict_timer_);
+  if (tx_.prdr) {
+    prdr_verdicts();
+    return;
+  }
+  policy::Verdict combined;
+  for (auto& v : judgement_.verdicts) {
+    if (!v.passed()) {
+      combined = std::move(v);
+      break;
+    }
+    for (auto& h : v.edit.remove_headers) combined.edit.remove_headers.push_back(std::move(h));
+    for (auto& h : v.edit.add_headers) combined.edit.add_headers.push_back(std::move(h));
+  }
+  on_verdict(std::move(combined));
+}
+
+void Session::prdr_verdicts() {
+  if (state_ != State::Verdict) return;
+  counters_.add(counters_.prdr_transactions);
+  auto verdict_of = [&](const std::string& profile) -> policy::Verdict& {
+    for (std::size_t i = 0; i < judgement_.profiles.size(); ++i)
+      if (judgement_.profiles[i] == profile) return judgement_.verdicts[i];
+    return judgement_.verdicts.front();  // cannot happen: every recipient's profile was judged
+  };
+  tx_.prdr_refusals.assign(tx_.recipients.size(), std::nullopt);
+  std::vector<std::size_t> accepted;
+  policy::MessageEdit edit;
+  bool keep = false;
+  policy::Verdict keep_verdict;
+  for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
+    policy::Verdict& v = verdict_of(tx_.recipient_profiles[i]);
+    if (v.passed()) {
+      accepted.push_back(i);
+    } else {
+      tx_.prdr_refusals[i] = v.reply;
+      if (v.action == policy::Action::FailKeep && !keep) {
+        keep = true;
+        keep_verdict = v;
+      }
+    }
+  }
+  for (auto& v : judgement_.verdicts) {
+    if (!v.passed()) continue;
+    for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
+    for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
+  }
+  if (keep) keep_message(keep_verdict);  // one copy, for the recipients that refused with keep
+  if (!downstream_ || !client_) {
+    fail_session(replies::kDownstreamLost, "downstream gone before the dot");
+    return;
+  }
+  if (accepted.empty()) {
+    // Nobody takes it: the MTA never sees the dot.
+    abort_downstream();
+    enter_state(State::Command);
+    PendingReply slot;
+    slot.ready = true;
+    slot.reply = make_reply(replies::kDotDownstreamError);  // replaced by prdr_wrap's final reply
+    prdr_wrap(slot);
+    policy::Outcome outcome = slot.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
+    smtp::Reply final_reply = slot.reply;
+    pending_.push_back(std::move(slot));
+    finish_transaction(outcome, final_reply);
+    flush_replies();
+    if (state_ != State::Closing) pump();
+    return;
+  }
+  if (accepted.size() == tx_.recipients.size() && edit.empty()) {
+    on_verdict(policy::Verdict::pass());  // the dot goes to the MTA as it is
+    return;
+  }
+  // Some refused (or headers to add): the MTA gets the message again, for the accepted only.
+  start_replay(edit, accepted);
+}
+
+void Session::prdr_wrap(PendingReply& slot) {
+  if (!tx_.prdr) return;
+  // slot.reply is what became of the message downstream for the recipients their profiles
+  // accepted. Each recipient's reply: its profile's refusal, or that outcome.
+  const smtp::Reply downstream = slot.reply;
+  bool delivered = downstream.klass() == 2;
+  slot.preface.clear();
+  slot.preface.push_back(make_reply(replies::kPrdrStart));
+  bool any_accepted = false, any_temporary = false;
+  for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
+    const std::string& rcpt = tx_.recipients[i];
+    std::optional<smtp::Reply> refusal = i < tx_.prdr_refusals.size() ? tx_.prdr_refusals[i] : std::nullopt;
+    smtp::Reply r;
+    if (refusal) {
+      r = *refusal;
+    } else if (delivered) {
+      r = smtp::Reply::make(250, "2.1.5", "<" + rcpt + "> Message accepted for delivery");
+    } else {
+      r = downstream;
+    }
+    metrics::PrdrOutcome o = r.klass() == 2 ? metrics::PrdrOutcome::Accepted
+                             : r.klass() == 4 ? metrics::PrdrOutcome::Tempfailed
+                                              : metrics::PrdrOutcome::Rejected;
+    counters_.add(counters_.prdr_recipients[static_cast<int>(o)]);
+    any_accepted = any_accepted || r.klass() == 2;
+    any_temporary = any_temporary || r.klass() == 4;
+    slot.preface.push_back(std::move(r));
+  }
+  if (any_accepted) {
+    slot.reply = downstream;  // the MTA's 250 for the message
+  } else if (any_temporary) {
+    slot.reply = smtp::Reply::make(451, "4.7.1", "No recipient accepted the message yet, try again later");
+  } else {
+    slot.reply = smtp::Reply::make(550, "5.7.1", "No recipient accepted the message");
+  }
+}
+
+}  // namespace dotgate::proxy
