@@ -181,7 +181,9 @@ std::vector<match::Entry> read_lists(const nlohmann::json& lists, const std::str
     std::string error;
     if (!parse_word_list(content, score, parsed, error)) throw config::ConfigError(where + file + ": " + error);
     for (auto& e : parsed) {
-      std::string key = match::fold(e.phrase);
+      std::string key = match::fold(e.phrase);  // as the matcher compares: spaces at the ends aside
+      key.erase(0, key.find_first_not_of(' '));
+      key.erase(key.find_last_not_of(' ') + 1);
       auto [it, fresh] = seen.emplace(std::move(key), entries.size());
       if (fresh) entries.push_back(std::move(e));
       else entries[it->second].score = e.score;

@@ -33,7 +33,7 @@ class PolicySet {
     std::unique_ptr<PolicyFactory> factory;
     PolicyStats* stats = nullptr;
     bool every_profile = true;
-    std::vector<std::string> profiles;  // when !every_profile
+    std::vector<std::string> profiles{};  // when !every_profile
   };
   std::vector<Item> items_;
 };

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "lib/log/log.h"
+#include "proxy/downstream_pool.h"
 #include "proxy/queue_id.h"
 
 namespace dotgate::proxy {
@@ -98,6 +99,10 @@ void Session::shut_down() {
 void Session::on_data(net::TcpConnection& c, std::string_view data) {
   if (&c != client_) {
     // Downstream bytes: replies.
+    if (&c == downstream_ && pooled_untested_) {
+      pooled_untested_ = false;  // it answers: alive
+      untested_sent_.clear();
+    }
     std::vector<smtp::Reply> replies;
     bool ok = reply_parser_.feed(data, replies);
     counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::DownstreamToClient)], data.size());
@@ -151,6 +156,10 @@ void Session::on_end(net::TcpConnection& c, int status) {
     return;
   }
   if (&c != downstream_) return;
+  if (pooled_untested_ && (downstream_in_flight_ > 0 || phase_ == DownstreamPhase::Replaying)) {
+    replace_dead_pooled();
+    return;
+  }
   bool idle = state_ == State::Command && phase_ == DownstreamPhase::Ready && downstream_in_flight_ == 0 &&
               !tx_.open && reply_parser_.idle();
   if (idle) {
@@ -225,8 +234,16 @@ void Session::pump() {
         }
         break;  // resumes when the downstream is ready
       }
+      if (speculated_ehlo_ && !speculation_fits(p.command)) {
+        drop_speculated();
+        continue;  // phase None: a fresh connection for this command
+      }
       smtp::Command cmd = std::move(p.command);
       parked_.reset();
+      if (speculated_ehlo_) {
+        answer_from_speculation(std::move(cmd));
+        continue;
+      }
       proceed(std::move(cmd));
     }
   } while (pump_again_ && state_ != State::Closing);
@@ -492,6 +509,7 @@ void Session::flush_replies() {
     for (const auto& r : slot.preface) send_reply(r);
     send_reply(slot.reply);
     if (slot.close_after) {
+      if (quit_) retire_downstream();
       close_all();
       return;
     }

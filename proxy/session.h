@@ -44,6 +44,7 @@
 namespace dotgate::proxy {
 
 class Session;
+class DownstreamPool;
 
 // What a session needs from the worker that made it.
 class SessionHost {
@@ -53,6 +54,7 @@ class SessionHost {
   virtual net::ReadBuffer* read_buffer() = 0;
   virtual metrics::WorkerCounters& counters() = 0;
   virtual Shared& shared() = 0;
+  virtual DownstreamPool* downstream_pool() = 0;  // pre-greeted connections; QUIT on the way out
   virtual void session_closed(Session* session) = 0;  // the session is about to free itself
 };
 
@@ -182,7 +184,12 @@ class Session final : public net::TcpConnection::Events {
   void local_error(const smtp::Reply& reply);  // a client error: counted against max_errors
 
   // downstream side
-  void connect_downstream(bool replay);
+  void connect_downstream(bool replay, bool use_pool = true);
+  void replace_dead_pooled();
+  bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes
+  bool speculation_fits(const smtp::Command& cmd) const;
+  void drop_speculated();
+  void answer_from_speculation(smtp::Command cmd);
   void send_downstream(std::string_view bytes);
   void on_downstream_reply(smtp::Reply reply);
   void on_greeting(smtp::Reply reply);
@@ -220,6 +227,18 @@ class Session final : public net::TcpConnection::Events {
   State state_ = State::Greeting;
   DownstreamPhase phase_ = DownstreamPhase::None;
   bool replay_helo_ = false;  // the connection being set up must replay EHLO/HELO
+  // A connection from the pool may have died just before we took it (the MTA's timeout, a
+  // restart): until its first reply, what we sent on it is kept, to be sent again on a fresh
+  // connection if it ends unanswered (at most one command: no PIPELINING is known before EHLO).
+  bool pooled_untested_ = false;
+  std::string untested_sent_;
+  std::string resend_after_greeting_;  // that command, for the fresh connection
+  // downstream.pool.ehlo: the pooled connection's reply to an EHLO it sent ahead of the client.
+  // Used only for a first command that is exactly that EHLO (DownstreamPool explains why).
+  std::optional<smtp::Reply> speculated_ehlo_;
+  std::string speculated_name_;
+  bool speculated_used_ = false;  // the EHLO was answered so: a fresh connection must replay it
+  bool no_pool_ = false;          // a speculated connection did not fit this client: no more
   smtp::EhloCapabilities downstream_caps_;
   bool downstream_pipelining_ = false;
   std::size_t downstream_in_flight_ = 0;  // commands sent, replies not yet received

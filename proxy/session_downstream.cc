@@ -5,19 +5,60 @@
 // session ends with 421 rather than guess (Postfix smtpd_proxy: never pass on an unexpected reply).
 #include "lib/log/log.h"
 #include "lib/smtp/reply_rewrite.h"
+#include "proxy/downstream_pool.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
 
-void Session::connect_downstream(bool replay) {
-  downstream_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
-  ++open_handles_;
+// `use_pool`: take a pre-greeted connection from the worker's pool when it has one. Its greeting
+// is handled here and now, as if it had just arrived: on_greeting() relays it to a client still
+// waiting for its greeting, or replays EHLO, or lets pump() go on (it is reentrant-safe).
+void Session::connect_downstream(bool replay, bool use_pool) {
   phase_ = DownstreamPhase::Connecting;
   replay_helo_ = replay;
   downstream_caps_ = {};
   downstream_pipelining_ = false;
   downstream_in_flight_ = 0;
   reply_parser_.reset();
+  pooled_untested_ = false;
+  untested_sent_.clear();
+  resend_after_greeting_.clear();
+  speculated_ehlo_.reset();
+  speculated_used_ = false;
+  DownstreamPool* pool = use_pool && !no_pool_ ? host_.downstream_pool() : nullptr;
+  if (auto taken = pool ? pool->take(runtime_) : std::nullopt) {
+    downstream_ = taken->connection;
+    downstream_->set_events(this);
+    ++open_handles_;
+    pooled_untested_ = true;
+    if (taken->ehlo && replay) {
+      if (helo_verb_ == smtp::Verb::Ehlo && helo_name_ == taken->ehlo_name) {
+        // The replay this fresh connection needs is the very EHLO it said already.
+        downstream_caps_ = smtp::parse_ehlo(*taken->ehlo);
+        downstream_pipelining_ = downstream_caps_.pipelining;
+        speculated_used_ = true;
+        phase_ = DownstreamPhase::Ready;
+        arm_downstream_timer();
+        pump();
+        return;
+      }
+      pool->retire(downstream_);  // said another EHLO than this client's: not usable here
+      downstream_ = nullptr;
+      --open_handles_;
+      pooled_untested_ = false;
+      no_pool_ = true;
+    } else {
+      if (taken->ehlo) {
+        speculated_ehlo_ = std::move(taken->ehlo);
+        speculated_name_ = std::move(taken->ehlo_name);
+      }
+      phase_ = DownstreamPhase::Greeting;
+      on_greeting(std::move(taken->greeting));
+      return;
+    }
+  }
+  downstream_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  ++open_handles_;
   int rc = downstream_->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
   if (rc != 0) {
     downstream_failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(rc));
@@ -42,7 +83,81 @@ void Session::on_connected(net::TcpConnection& c, int status) {
 }
 
 void Session::send_downstream(std::string_view bytes) {
-  if (downstream_) downstream_->write(bytes);
+  if (!downstream_) return;
+  if (pooled_untested_) untested_sent_.append(bytes);  // one command line at most (see session.h)
+  downstream_->write(bytes);
+}
+
+// The pooled connection we took ended before it answered anything: it was dead already (closed by
+// the MTA a moment before we took it). Nothing we sent on it was acted upon, so the client is
+// served on a fresh connection as if nothing happened: EHLO replayed, or the one command in
+// flight sent again once the new greeting is in. Only once: a fresh connection is never retried.
+void Session::replace_dead_pooled() {
+  log::info("pooled downstream connection was dead, connecting afresh", {{"client", peer_}});
+  bool was_replaying = phase_ == DownstreamPhase::Replaying;
+  // The client's EHLO was answered on the dead one (a replay, or its speculated EHLO): say it again.
+  bool replay = was_replaying || speculated_used_;
+  std::string resend = std::move(untested_sent_);
+  std::size_t in_flight = downstream_in_flight_;
+  downstream_->close();
+  downstream_ = nullptr;  // its on_closed still arrives and is counted
+  connect_downstream(replay, /*use_pool=*/false);
+  if (state_ == State::Closing) return;
+  if (!was_replaying) {  // else what was lost is the replayed EHLO itself, said again anyway
+    resend_after_greeting_ = std::move(resend);
+    downstream_in_flight_ = in_flight;
+  }
+}
+
+// downstream.pool.ehlo: does the client's first command match what the connection said ahead?
+bool Session::speculation_fits(const smtp::Command& cmd) const {
+  return cmd.verb == smtp::Verb::Ehlo && cmd.argument == speculated_name_;
+}
+
+// It does not: the MTA on this connection holds another EHLO than the client's. QUIT it (never
+// used for this client) and open a fresh connection, without the pool (all of it said that EHLO).
+void Session::drop_speculated() {
+  log::debug("speculated EHLO does not fit, fresh downstream connection", {{"client", peer_}});
+  speculated_ehlo_.reset();
+  if (DownstreamPool* pool = host_.downstream_pool(); pool && downstream_) {
+    pool->retire(downstream_);
+    downstream_ = nullptr;
+    --open_handles_;
+  }
+  abort_downstream();
+  no_pool_ = true;
+}
+
+// It does: the client gets the MTA's reply to this very command on this very connection, as if
+// relayed now (the same rewrite, the same capabilities learnt); nothing goes downstream.
+void Session::answer_from_speculation(smtp::Command cmd) {
+  smtp::Reply reply = std::move(*speculated_ehlo_);
+  speculated_ehlo_.reset();
+  speculated_used_ = true;
+  helo_name_ = cmd.argument;
+  helo_verb_ = cmd.verb;
+  PendingReply slot;
+  slot.verb = cmd.verb;
+  slot.from_downstream = true;
+  pending_.push_back(std::move(slot));
+  on_command_reply(pending_.back(), std::move(reply));
+  if (state_ == State::Closing) return;
+  flush_replies();
+}
+
+// The client said QUIT and every reply it was owed is out: the MTA gets its QUIT from the pool,
+// which waits for the 221 (or closes after a short timeout), so the client's 221 never waits for
+// the MTA and the MTA still sees a clean end. Only a connection at rest (nothing in flight, no half
+// reply) can take a QUIT; any other is closed as before. True: the pool has it now.
+bool Session::retire_downstream() {
+  DownstreamPool* pool = host_.downstream_pool();
+  if (!pool || !downstream_ || downstream_->closing() || phase_ != DownstreamPhase::Ready ||
+      downstream_in_flight_ > 0 || state_ != State::Command || !reply_parser_.idle())
+    return false;
+  pool->retire(downstream_);
+  downstream_ = nullptr;
+  --open_handles_;  // its on_closed goes to the pool; the timers keep this above zero
+  return true;
 }
 
 void Session::arm_downstream_timer() {
@@ -107,6 +222,7 @@ void Session::abort_downstream() {
   downstream_in_flight_ = 0;
   barrier_ = false;
   reply_parser_.reset();
+  speculated_ehlo_.reset();
   uv_timer_stop(&downstream_timer_);
 }
 
@@ -205,6 +321,12 @@ void Session::downstream_ready() {
     return;
   }
   phase_ = DownstreamPhase::Ready;
+  if (!resend_after_greeting_.empty()) {
+    // The command the dead pooled connection swallowed (replace_dead_pooled): its slot still waits.
+    std::string wire = std::move(resend_after_greeting_);
+    resend_after_greeting_.clear();
+    send_downstream(wire);
+  }
   arm_downstream_timer();
   pump();
 }

@@ -10,6 +10,7 @@ Worker::Worker(Shared& shared, int index)
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &async_, &Worker::on_async);
   async_.data = this;
+  pool_ = std::make_unique<DownstreamPool>(&loop_, &read_buffer_, [this] { maybe_finish(); });
 }
 
 Worker::~Worker() {
@@ -29,6 +30,7 @@ int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::
 }
 
 void Worker::start() {
+  pool_->fill(shared_.runtime());  // before the thread: the loop is not running yet
   thread_ = std::thread([this] {
     uv_run(&loop_, UV_RUN_DEFAULT);
     finished_.store(true);
@@ -54,11 +56,13 @@ void Worker::on_async(uv_async_t* async) {
   if (w->drain_requested_.load() && !w->draining_) {
     w->draining_ = true;
     w->close_listeners();
+    w->pool_->drain();  // no new sessions: pooled connections would only hold MTA processes
   }
   if (w->shutdown_requested_.load() && !w->shutting_down_) {
     w->shutting_down_ = true;
     w->draining_ = true;
     w->close_listeners();
+    w->pool_->shut_down();
     // Copy: shut_down() may close a session at once, which erases it from the set.
     std::vector<Session*> left(w->sessions_.begin(), w->sessions_.end());
     for (Session* s : left) s->shut_down();
@@ -86,6 +90,7 @@ void Worker::on_connection(uv_stream_t* server) {
   } else if (open > runtime->config.smtp.max_connections) {
     session->refuse(server, replies::kTooManyConnections);
   } else {
+    pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
     session->start(server);
   }
 }
@@ -98,7 +103,7 @@ void Worker::session_closed(Session* session) {
 }
 
 void Worker::maybe_finish() {
-  if (!shutting_down_ || async_closed_ || !sessions_.empty() || listeners_open_ > 0) return;
+  if (!shutting_down_ || async_closed_ || !sessions_.empty() || listeners_open_ > 0 || !pool_->finished()) return;
   async_closed_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);  // the last handle: uv_run returns
 }

@@ -3,7 +3,8 @@
 // Made and opened by main() on the main thread (so a bind error stops start-up), then run on its
 // own thread. The main thread talks to it only through request_*() (an atomic flag and a
 // uv_async). The worker owns its listeners and sessions; when asked to shut down it closes the
-// listeners, sends 421 4.3.2 to the sessions left, closes its async handle, and its loop ends.
+// listeners, sends 421 4.3.2 to the sessions left, closes its downstream pool (drain empties it
+// already) and its async handle, and its loop ends.
 // No shared mutable state with other workers but the atomics in Shared.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <uv.h>
 
 #include "lib/net/listener.h"
+#include "proxy/downstream_pool.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
 
@@ -44,6 +46,7 @@ class Worker final : public SessionHost {
   net::ReadBuffer* read_buffer() override { return &read_buffer_; }
   metrics::WorkerCounters& counters() override { return counters_; }
   Shared& shared() override { return shared_; }
+  DownstreamPool* downstream_pool() override { return pool_.get(); }
   void session_closed(Session* session) override;
 
  private:
@@ -64,6 +67,7 @@ class Worker final : public SessionHost {
   std::size_t listeners_open_ = 0;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   net::ReadBuffer read_buffer_;
+  std::unique_ptr<DownstreamPool> pool_;  // made once the loop is initialised
   metrics::WorkerCounters& counters_;
   std::unordered_set<Session*> sessions_;
   std::atomic<std::size_t> session_count_{0};

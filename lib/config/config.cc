@@ -98,12 +98,28 @@ void read_listeners(Node& node, Config& config) {
   }
 }
 
+bool is_reply_hostname(const std::string& s);
+
 void read_downstream(Node& node, DownstreamConfig& d) {
   node.expect_object();
   read_endpoint(node, d.endpoint, /*port_required=*/false);
   if (auto n = node.member("connect_timeout")) d.connect_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
   if (auto n = node.member("reply_timeout")) d.reply_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
   if (auto n = node.member("data_end_timeout")) d.data_end_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
+  if (auto n = node.member("pool")) {
+    n->expect_object();
+    // 64 per worker is already more idle MTA processes than any deployment wants; a bound keeps a
+    // typo from opening thousands of downstream connections at start-up.
+    if (auto m = n->member("size")) d.pool_size = static_cast<std::size_t>(m->as_uint(0, 64));
+    // Past 290 s Postfix's own smtpd_timeout (300 s) would close it first.
+    if (auto m = n->member("max_idle")) d.pool_max_idle = m->as_seconds(290, false);
+    // Goes on the wire after "EHLO ": the same rule as smtp.hostname (no CR, LF or space).
+    if (auto m = n->member("ehlo")) {
+      d.pool_ehlo = m->as_string();
+      if (!is_reply_hostname(d.pool_ehlo)) m->fail("expected a domain name (letters, digits, '-', '.') or [address]");
+    }
+    n->done();
+  }
   node.done();
 }
 

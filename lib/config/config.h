@@ -45,6 +45,15 @@ struct DownstreamConfig {
   std::chrono::milliseconds connect_timeout{30'000};
   std::chrono::milliseconds reply_timeout{300'000};     // RFC 5321 4.5.3.2: MAIL/RCPT 5 min
   std::chrono::milliseconds data_end_timeout{600'000};  // RFC 5321 4.5.3.2.6: 10 min
+  // Pre-connected, pre-greeted downstream connections kept per worker (proxy/downstream_pool.h).
+  // Off by default: each one holds an MTA process (a Postfix smtpd) while idle.
+  std::size_t pool_size = 0;
+  // An idle pooled connection is closed (and replaced) after this: below Postfix's smtpd_timeout
+  // (300 s), so the MTA never times it out first in normal operation.
+  std::chrono::milliseconds pool_max_idle{60'000};
+  // When set, each pooled connection also says "EHLO <pool_ehlo>" ahead of time; a client whose
+  // first command is exactly that EHLO gets the MTA's reply to it at once (downstream_pool.h).
+  std::string pool_ehlo;
 };
 
 struct SmtpConfig {

@@ -5,6 +5,9 @@
 // callback, right after telling the owner on_closed(): the owner must drop its pointer there and
 // never touch it again. close() is idempotent; close_after_flush() lets queued writes reach the
 // peer first (uv_shutdown, then uv_close), used for a final reply such as 221 or 421.
+// Ownership may pass from one owner to another (a worker's downstream pool hands a pre-greeted
+// connection to a session and takes it back to say QUIT): set_events() switches the target; every
+// later event, on_closed included, goes to the new owner only.
 // Reads land in a buffer shared by every connection of the loop (ReadBuffer): events are handled
 // synchronously in the read callback, so an idle connection holds no read memory at all.
 #pragma once
@@ -39,6 +42,9 @@ class TcpConnection {
   };
 
   static TcpConnection* create(uv_loop_t* loop, Events* events, ReadBuffer* buffer);
+
+  // Hands the connection to another owner (loop thread only). The old owner must drop its pointer.
+  void set_events(Events* events) { events_ = events; }
 
   int accept_from(uv_stream_t* server);
   int connect(const sockaddr* address);

@@ -8,7 +8,7 @@
 # same smtp-sink (which discards the mail):
 #   direct    smtp-source → smtp-sink
 #   haproxy   smtp-source → haproxy (mode tcp, nbthread 1) → smtp-sink
-#   dotgate   smtp-source → dotgate (--workers 1, policies: limits) → smtp-sink
+#   dotgate   smtp-source → dotgate (--workers 1, policies: limits, downstream.pool) → smtp-sink
 # and prints:
 #   - messages/s with 20 parallel sessions, 4 KiB messages, 1 and 5 recipients, and the ratio to
 #     direct (median of BENCH_REPS runs, the targets interleaved in each run so drift hits all);
@@ -19,6 +19,10 @@
 # smtp-source opens one connection per message (the default; an MX sees mostly that); BENCH_REUSE=1
 # sends all of a session's messages over one connection (smtp-source -d) instead.
 #
+# dotgate keeps BENCH_POOL (2) pre-greeted downstream connections (downstream.pool.size; 0: off, and
+# no "pool" key, so a dotgate from before the pool runs too). BENCH_POOL_EHLO=1 adds
+# downstream.pool.ehlo "bench.example"; it does not pay here: smtp-source says HELO, not EHLO, so
+# every speculated connection is dropped for a fresh one. See README.md, "Downstream connection pool".
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
 # BENCH_IDLE (5000), BENCH_PORT_BASE (22025; keep it below the ephemeral range, 32768+, which the bench's own clients use), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
 # Every process it starts is stopped by its pid on exit; every step has a time limit.
@@ -40,6 +44,15 @@ SINK_PORT=$((BASE + 1))
 HAPROXY_PORT=$((BASE + 2))
 ADMIN_PORT=$((BASE + 3))
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+POOL=${BENCH_POOL:-2}
+POOL_EHLO=${BENCH_POOL_EHLO:-0}
+HELO_NAME=bench.example
+POOL_JSON=off  # BENCH_POOL=0: no "pool" key at all, so a dotgate from before the pool runs too
+if [ "$POOL" != 0 ]; then
+  POOL_JSON="{\"size\": $POOL, \"max_idle\": 60"
+  [ "$POOL_EHLO" = 1 ] && POOL_JSON="$POOL_JSON, \"ehlo\": \"$HELO_NAME\""
+  POOL_JSON="$POOL_JSON}"
+fi
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/dotgate-bench.XXXXXX)}
 mkdir -p "$WORK"
 CLK_TCK=$(getconf CLK_TCK)
@@ -147,7 +160,7 @@ wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 cat >"$WORK/dotgate.json" <<EOF
 {
   "listeners": [{"address": "127.0.0.1", "port": $DOTGATE_PORT}],
-  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT},
+  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT$([ "$POOL" != 0 ] && echo ", \"pool\": $POOL_JSON" || true)},
   "admin": {"address": "127.0.0.1", "port": $ADMIN_PORT, "enabled": true},
   "workers": 1,
   "log": {"format": "text", "level": "$LOG_LEVEL"},
@@ -173,7 +186,7 @@ run_source() {
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   t0=$(date +%s%N)
   if ! timeout 300 smtp-source "${REUSE[@]}" -s "$sessions" -m "$messages" -l "$SIZE" -r "$rcpts" \
-      -M bench.example -f sender@bench.example -t rcpt@bench.example \
+      -M "$HELO_NAME" -f sender@bench.example -t rcpt@bench.example \
       127.0.0.1:"${TARGET_PORT[$target]}" >>"$WORK/smtp-source.log" 2>&1; then
     log "smtp-source to $target failed (see $WORK/smtp-source.log)"
     RUN_SECS=FAIL
@@ -275,7 +288,7 @@ echo "relay benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -
 echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, median of $REPS runs;" \
      "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
 echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \
-     "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits]"
+     "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits], downstream.pool $POOL_JSON"
 echo
 printf '%-8s %11s %6s %11s %6s %12s %6s %11s %15s\n' \
   target "msg/s 1rcpt" ratio "msg/s 5rcpt" ratio "latency ms" ratio "CPU ms/msg" "KiB/idle sess"

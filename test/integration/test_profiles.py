@@ -406,6 +406,33 @@ class DeferralTest(ProfilesBase):
         self.assertEqual(rcpt_cmds, ["RCPT TO:<%s>" % ALICE], "downstream commands: %r" % cmds)
         self.assertEqual([m["rcpts"] for m in fake.messages()], [["RCPT TO:<%s>" % ALICE]])
 
+    def test_first_accepted_recipient_fixes_the_profile(self):
+        # the downstream refuses the first RCPT: that recipient fixes nothing, the next one does
+        fake = self.fake({"rules": [{"command": "RCPT", "nth": 1, "reply": "550 5.1.1 no such user"}]})
+        self.setup(downstream=fake)
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, CAROL, DAVE, "zed@example.org"])
+        self.assertEqual([r.code for r in t["rcpts"]], [550, 250, 451, 250], [r.raw for r in t["rcpts"]])
+        self.assertReply(t["dot"][0], 250)
+        wait_until(lambda: fake.messages(), 5, what="the message at fake_mta")
+        # (fake_mta lists every RCPT it was sent, the refused one too) DAVE never went downstream
+        self.assertEqual([l for l in fake.commands() if l.upper().startswith("RCPT")],
+                         ["RCPT TO:<%s>" % a for a in (ALICE, CAROL, "zed@example.org")])
+        self.assertEqual(hook_recipients(self.lenient), [[CAROL, "zed@example.org"]])
+        self.assertEqual(hook_recipients(self.strict), [])
+
+    def test_rset_after_a_deferral_starts_afresh(self):
+        self.setup()
+        c, _ = self.client()
+        self.assertReply(c.converse("MAIL FROM:<%s>" % SENDER), 250)
+        self.assertReply(c.converse("RCPT TO:<%s>" % ALICE), 250)
+        self.assertDeferral(c.converse("RCPT TO:<%s>" % CAROL), 451)
+        self.assertReply(c.converse("RSET"), 250)
+        t = self.transaction(c, [CAROL, ALICE])
+        self.assertEqual([r.code for r in t["rcpts"]], [250, 451])
+        self.assertReply(t["dot"][0], 250)
+        self.assertEqual(self.sink_rcpts(self.down.wait_for(1)), [[CAROL]])
+
     def test_split_code_452_by_default(self):
         sp = split_brief(452)
         self.setup(split=sp)
@@ -575,6 +602,68 @@ class PrdrTest(ProfilesBase):
             self.assertNotIn(b"PRDR", fake.raw(conn).upper(), "PRDR relayed on downstream connection %d" % conn)
             self.assertNotIn(b"\r\n.\r\n", fake.raw(conn) if conn != msgs[0]["conn"] else b"",
                              "a dot on the aborted connection %d" % conn)
+
+    def test_recipient_refused_downstream_gets_no_prdr_reply(self):
+        # the MTA refuses one RCPT: the PRDR replies cover the accepted recipients only
+        fake = self.fake({"rules": [{"command": "RCPT", "nth": 2, "connection": 1,
+                                     "reply": "550 5.1.1 no such user"}]})
+        self.setup(lenient=REJECT, downstream=fake)
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, BOB, CAROL, DAVE], prdr=True)
+        self.assertEqual([r.code for r in t["rcpts"]], [250, 550, 250, 250])
+        self.assertPrdrReplies(t, [250, 550, 250], 250)  # ALICE, CAROL (lenient refuses), DAVE
+        wait_until(lambda: fake.messages(), 5, what="the replayed message")
+        time.sleep(0.5)
+        self.assertEqual([m["rcpts"] for m in fake.messages()], [["RCPT TO:<%s>" % ALICE, "RCPT TO:<%s>" % DAVE]])
+
+    def test_profile_deadlines_per_recipient(self):
+        # strict's service hangs past strict's 0.5 s deadline (tempfail); lenient's answers
+        self.setup(strict={"mode": "hang"}, lenient=ACCEPT,
+                   profiles=profiles_brief(strict_verdict={"deadline": 0.5, "on_deadline": "tempfail"}))
+        c, _ = self.client()
+        t = self.transaction(c, [CAROL, ALICE, DAVE], prdr=True)
+        self.assertPrdrReplies(t, [250, 451, 250], 250)
+        self.assertEqual(t["dot"][2].enhanced, "4.7.0")
+        self.assertLess(t["times"][-1], 5.0)
+        self.assertEqual(self.sink_rcpts(self.down.wait_for(1)), [sorted([CAROL, DAVE])])
+        self.assertEqual(self.sink_rcpts(self.down.settle(1.0)), [sorted([CAROL, DAVE])])
+
+    def test_profile_deadline_does_not_touch_other_profiles_any_order(self):
+        # the same with the slow profile's recipient first: the others' verdicts stand
+        self.setup(strict={"mode": "hang"}, lenient=ACCEPT,
+                   profiles=profiles_brief(strict_verdict={"deadline": 0.5, "on_deadline": "tempfail"}))
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, DAVE, CAROL], prdr=True)
+        self.assertPrdrReplies(t, [451, 250, 250], 250)
+
+    def test_profiles_are_judged_concurrently(self):
+        # DESIGN: verdicts run concurrently. Two profiles with a 1 s service each: ~1 s, not 2 s
+        # (one after the other, N profiles could outlast Postfix's smtpd_proxy_timeout)
+        slow = {"mode": "json", "delay": 1.0, "response": {"action": "accept"}}
+        self.setup(strict=slow, lenient=slow)
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, CAROL, DAVE], prdr=True)
+        self.assertPrdrReplies(t, [250, 250, 250], 250)
+        self.assertLess(t["times"][-1], 1.8, "PRDR: two 1 s profiles took %.2f s" % t["times"][-1])
+        c2, _ = self.client(helo="legacy.example")
+        t = self.transaction(c2, [ALICE, CAROL, DAVE])
+        self.assertReply(t["dot"][0], 250)
+        self.assertLess(t["times"][0], 1.8, "never_defer: two 1 s profiles took %.2f s" % t["times"][0])
+
+    def test_quit_pipelined_and_half_close_after_a_prdr_dot(self):
+        # Exim's way, with a replay to do before the replies
+        self.setup(lenient=REJECT)
+        c, _ = self.client()
+        self.assertReply(c.converse("MAIL FROM:<%s> PRDR" % SENDER), 250)
+        for r in (ALICE, CAROL):
+            self.assertReply(c.converse("RCPT TO:<%s>" % r), 250)
+        self.assertReply(c.converse("DATA"), 354)
+        c.send(stuff(MESSAGE) + b".\r\nQUIT\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        replies = [c.read_reply(timeout=10) for _ in range(5)]
+        self.assertEqual([r.code for r in replies], [353, 250, 550, 250, 221], [r.raw for r in replies])
+        self.assertClosed(c)
+        self.assertEqual(self.sink_rcpts(self.down.wait_for(1)), [[ALICE]])
 
     def test_prdr_with_a_value_is_a_syntax_error(self):
         self.setup()

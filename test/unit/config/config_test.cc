@@ -94,6 +94,15 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"downstream": {"connect_timeout": 0.0001}})",
        "downstream.connect_timeout: expected number of seconds > 0 and <= 86400"},
       {R"({"downstream": {"timeout": 5}})", "downstream.timeout: unknown key"},
+      {R"({"downstream": {"pool": 2}})", "downstream.pool: expected object"},
+      {R"({"downstream": {"pool": {"size": 65}}})", "downstream.pool.size: expected integer in 0..64"},
+      {R"({"downstream": {"pool": {"max_idle": 0}}})",
+       "downstream.pool.max_idle: expected number of seconds > 0 and <= 290"},
+      {R"({"downstream": {"pool": {"max_idle": 300}}})",
+       "downstream.pool.max_idle: expected number of seconds > 0 and <= 290"},
+      {R"({"downstream": {"pool": {"idle": 5}}})", "downstream.pool.idle: unknown key"},
+      {R"({"downstream": {"pool": {"ehlo": "a b"}}})",
+       "downstream.pool.ehlo: expected a domain name (letters, digits, '-', '.') or [address]"},
       // admin
       {R"({"admin": {"enabled": "yes"}})", "admin.enabled: expected boolean"},
       {R"({"admin": {"port": 65536}})", "admin.port: expected integer in 1..65535"},
@@ -168,6 +177,9 @@ TEST_CASE("config: an empty object gives the defaults of config.h") {
   CHECK(c.downstream.connect_timeout == 30s);
   CHECK(c.downstream.reply_timeout == 300s);
   CHECK(c.downstream.data_end_timeout == 600s);
+  CHECK(c.downstream.pool_size == 0);
+  CHECK(c.downstream.pool_max_idle == 60s);
+  CHECK(c.downstream.pool_ehlo.empty());
   CHECK(c.admin.to_string() == "127.0.0.1:8025");
   CHECK(c.admin_enabled);
   CHECK(c.workers == 0);
@@ -197,7 +209,7 @@ TEST_CASE("config: every key set to a non-default value") {
   Config c = parse_config(json::parse(R"({
     "listeners": [{"address": "0.0.0.0", "port": 25}, {"address": "::", "port": 25}, {"port": 587}],
     "downstream": {"address": "::1", "port": 10025, "connect_timeout": 1.5, "reply_timeout": 60,
-                   "data_end_timeout": 0.25},
+                   "data_end_timeout": 0.25, "pool": {"size": 3, "max_idle": 45.5, "ehlo": "mx.example"}},
     "admin": {"address": "::", "port": 9000, "enabled": false},
     "workers": 4,
     "log": {"format": "json", "level": "debug"},
@@ -218,6 +230,9 @@ TEST_CASE("config: every key set to a non-default value") {
   CHECK(c.downstream.connect_timeout == 1500ms);
   CHECK(c.downstream.reply_timeout == 60s);
   CHECK(c.downstream.data_end_timeout == 250ms);
+  CHECK(c.downstream.pool_size == 3);
+  CHECK(c.downstream.pool_max_idle == 45500ms);
+  CHECK(c.downstream.pool_ehlo == "mx.example");
   CHECK(c.admin.to_string() == "[::]:9000");
   CHECK_FALSE(c.admin_enabled);
   CHECK(c.workers == 4);

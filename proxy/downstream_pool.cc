@@ -1,0 +1,279 @@
+// proxy/downstream_pool.cc — see downstream_pool.h. Close sequence: discard() closes a connection
+// and forgets its entry at once; its on_closed only counts it off (open_). shut_down() closes every
+// connection and the timer; the last close callback runs on_finished.
+#include "proxy/downstream_pool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "lib/log/log.h"
+
+namespace dotgate::proxy {
+
+DownstreamPool::DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::function<void()> on_finished)
+    : loop_(loop), buffer_(buffer), on_finished_(std::move(on_finished)) {
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+}
+
+std::size_t DownstreamPool::idle_count() const {
+  return static_cast<std::size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase == Phase::Idle; }));
+}
+
+bool DownstreamPool::compatible(const Runtime& runtime) const {
+  return runtime_ && std::memcmp(&runtime_->downstream_address, &runtime.downstream_address,
+                                 sizeof runtime.downstream_address) == 0;
+}
+
+void DownstreamPool::fill(std::shared_ptr<const Runtime> runtime) {
+  if (draining_ || !runtime) return;
+  if (runtime != runtime_) {
+    if (!compatible(*runtime)) {
+      // A reload moved the downstream: what is pooled leads to the old one.
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        auto next = std::next(it);
+        if (it->phase != Phase::Quitting) discard(it, false, "downstream changed");
+        it = next;
+      }
+      retry_at_ = 0;
+      backoff_ = 0;
+    }
+    runtime_ = std::move(runtime);
+  }
+  std::size_t pooled = static_cast<std::size_t>(std::count_if(
+      entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
+  // A reload made the pool smaller (or turned it off): the extra connections go now.
+  for (auto it = entries_.begin(); it != entries_.end() && pooled > runtime_->config.downstream.pool_size;) {
+    auto next = std::next(it);
+    if (it->phase != Phase::Quitting) {
+      discard(it, false, "pool made smaller");
+      --pooled;
+    }
+    it = next;
+  }
+  if (uv_now(loop_) >= retry_at_) {
+    while (pooled < runtime_->config.downstream.pool_size && !draining_) {
+      ++pooled;
+      open_one();
+    }
+  }
+  arm_timer();
+}
+
+void DownstreamPool::open_one() {
+  auto* c = net::TcpConnection::create(loop_, this, buffer_);
+  ++open_;
+  Entry& e = entries_.emplace_back();
+  e.connection = c;
+  e.phase = Phase::Connecting;
+  // As for a session's own connection: connect_timeout covers the connect and the greeting.
+  e.deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.connect_timeout.count());
+  int rc = c->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
+  if (rc != 0) discard(std::prev(entries_.end()), true, uv_strerror(rc));
+}
+
+std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<const Runtime>& runtime) {
+  // Only for the downstream the pool connects to now. A session started before a reload that moved
+  // the downstream does not get one (nor does it move the pool back: Worker::on_connection fills
+  // it for the newest runtime).
+  if (draining_ || !runtime_ || !compatible(*runtime)) return std::nullopt;
+  std::optional<Taken> out;
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->phase != Phase::Idle) continue;
+    out = Taken{it->connection, std::move(*it->greeting), std::move(it->ehlo), std::move(it->ehlo_name)};
+    entries_.erase(it);
+    --open_;  // the session owns it now (it sets itself as the events target)
+    break;
+  }
+  // Refill at once, but after this loop iteration: the taker's greeting leaves first, and the
+  // connect(2) and epoll_ctl(2) of the replacement stay off the client's critical path.
+  refill_soon_ = true;
+  arm_timer();
+  return out;
+}
+
+void DownstreamPool::retire(net::TcpConnection* c) {
+  c->set_events(this);
+  ++open_;
+  if (shut_down_) {
+    c->close();
+    return;
+  }
+  Entry& e = entries_.emplace_back();
+  e.connection = c;
+  e.phase = Phase::Quitting;
+  e.deadline = uv_now(loop_) + kQuitTimeoutMs;
+  c->write("QUIT\r\n");
+  arm_timer();
+}
+
+void DownstreamPool::drain() {
+  if (draining_) return;
+  draining_ = true;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto next = std::next(it);
+    if (it->phase != Phase::Quitting) discard(it, false, "draining");
+    it = next;
+  }
+  arm_timer();
+}
+
+void DownstreamPool::shut_down() {
+  if (shut_down_) return;
+  drain();
+  shut_down_ = true;
+  while (!entries_.empty()) discard(entries_.begin(), false, "shutting down");
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
+    auto* p = static_cast<DownstreamPool*>(h->data);
+    if (--p->open_ == 0) p->on_finished_();
+  });
+}
+
+std::list<DownstreamPool::Entry>::iterator DownstreamPool::find(net::TcpConnection& c) {
+  return std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.connection == &c; });
+}
+
+// Closes the entry's connection and forgets the entry. `failure`: the MTA did not give us a usable
+// connection; new ones wait (backoff) so a refusing or crashing MTA is not hammered.
+void DownstreamPool::discard(std::list<Entry>::iterator it, bool failure, const char* why) {
+  if (it->phase != Phase::Quitting && why)
+    log::debug("downstream pool: connection dropped", {{"reason", why}});
+  it->connection->close();
+  entries_.erase(it);
+  if (failure) failed();
+}
+
+void DownstreamPool::failed() {
+  backoff_ = backoff_ == 0 ? kBackoffMinMs : std::min(backoff_ * 2, kBackoffMaxMs);
+  retry_at_ = uv_now(loop_) + backoff_;
+}
+
+void DownstreamPool::on_connected(net::TcpConnection& c, int status) {
+  auto it = find(c);
+  if (it == entries_.end()) return;
+  if (status != 0) {
+    discard(it, true, uv_strerror(status));
+    fill(runtime_);
+    return;
+  }
+  c.set_nodelay();
+  c.start_reading();
+  it->phase = Phase::Greeting;
+}
+
+void DownstreamPool::on_data(net::TcpConnection& c, std::string_view data) {
+  auto it = find(c);
+  if (it == entries_.end()) return;
+  std::vector<smtp::Reply> replies;
+  bool ok = it->parser.feed(data, replies);
+  switch (it->phase) {
+    case Phase::Greeting:
+      // Only a lone 2xx greeting is kept. A 4xx/5xx greeting (a busy or refusing MTA) is never
+      // handed to a client: the session's own fresh connection relays whatever the MTA says then.
+      if (!lone_2xx(it, ok, replies, "greeting")) return;
+      it->greeting = std::move(replies[0]);
+      if (!runtime_->config.downstream.pool_ehlo.empty()) {
+        it->ehlo_name = runtime_->config.downstream.pool_ehlo;
+        it->phase = Phase::Ehlo;
+        it->connection->write("EHLO " + it->ehlo_name + "\r\n");
+        return;
+      }
+      it->phase = Phase::Idle;
+      it->deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.pool_max_idle.count());
+      backoff_ = 0;
+      retry_at_ = 0;
+      arm_timer();
+      return;
+    case Phase::Ehlo:
+      if (!lone_2xx(it, ok, replies, "EHLO")) return;
+      it->ehlo = std::move(replies[0]);
+      it->phase = Phase::Idle;
+      it->deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.pool_max_idle.count());
+      backoff_ = 0;
+      retry_at_ = 0;
+      arm_timer();
+      return;
+    case Phase::Idle:
+      // Nothing was asked: an MTA announcing its own close (421 on its idle timeout). Its EOF follows.
+      discard(it, true, "unsolicited bytes while idle");
+      fill(runtime_);
+      return;
+    case Phase::Quitting:
+      if (!ok || !replies.empty()) discard(it, false, nullptr);  // the 221 (or anything): done
+      return;
+    case Phase::Connecting:
+      return;
+  }
+}
+
+// A reply we may keep: complete, alone, 2xx. False when there is nothing yet (`replies` empty) or
+// the entry was discarded: a protocol error, a refusal, or bytes past the reply (answers to
+// commands never sent: the MTA is confused).
+bool DownstreamPool::lone_2xx(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies, const char* what) {
+  if (ok && replies.empty()) return false;
+  if (!ok || replies.size() != 1 || !it->parser.idle() || replies[0].klass() != 2) {
+    log::debug("downstream pool: connection refused", {{"step", what}, {"reply", replies.empty() ? 0 : replies[0].code}});
+    discard(it, true, nullptr);
+    fill(runtime_);
+    return false;
+  }
+  return true;
+}
+
+void DownstreamPool::on_end(net::TcpConnection& c, int) {
+  auto it = find(c);
+  if (it == entries_.end()) return;
+  Phase phase = it->phase;
+  // EOF or a read error while pooled: the MTA closed it (its timeout, a restart). Never handed out.
+  discard(it, phase != Phase::Quitting, phase == Phase::Idle ? "closed while idle" : "closed during greeting");
+  if (phase != Phase::Quitting) fill(runtime_);
+}
+
+void DownstreamPool::on_closed(net::TcpConnection& c) {
+  auto it = find(c);
+  if (it != entries_.end()) entries_.erase(it);  // cannot happen: discard() forgets first
+  if (--open_ == 0 && shut_down_) on_finished_();
+}
+
+void DownstreamPool::arm_timer() {
+  if (shut_down_) return;
+  std::uint64_t now = uv_now(loop_);
+  std::uint64_t next = refill_soon_ ? now : UINT64_MAX;
+  for (const auto& e : entries_) next = std::min(next, e.deadline);
+  if (!draining_ && runtime_ && retry_at_ > now) {
+    std::size_t pooled = static_cast<std::size_t>(std::count_if(
+        entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
+    if (pooled < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
+  }
+  if (next == UINT64_MAX) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uv_timer_start(&timer_, &DownstreamPool::on_timer, next > now ? next - now : 0, 0);
+}
+
+void DownstreamPool::on_timer(uv_timer_t* t) {
+  auto* p = static_cast<DownstreamPool*>(t->data);
+  p->refill_soon_ = false;
+  std::uint64_t now = uv_now(p->loop_);
+  for (auto it = p->entries_.begin(); it != p->entries_.end();) {
+    auto next = std::next(it);
+    if (it->deadline <= now) {
+      switch (it->phase) {
+        case Phase::Connecting:
+        case Phase::Greeting:
+        case Phase::Ehlo: p->discard(it, true, "connect timeout"); break;
+        // Closed before the MTA's own idle timeout would close it under us; replaced below.
+        case Phase::Idle: p->discard(it, false, "max_idle"); break;
+        case Phase::Quitting: p->discard(it, false, nullptr); break;
+      }
+    }
+    it = next;
+  }
+  p->fill(p->runtime_);
+}
+
+}  // namespace dotgate::proxy

@@ -1,0 +1,120 @@
+// proxy/downstream_pool.h — a worker's downstream connections that no session owns: pre-connected,
+// pre-greeted ones waiting for a session (the pool), and ones a session is done with that say QUIT
+// on their way out (retiring).
+//
+// Why: a session that takes a pooled connection greets its client at once with the MTA's own
+// greeting, without the connect + greeting round trip; and a client's QUIT is answered by the
+// session while the MTA's 221 is awaited here, off the client's critical path.
+//
+// Owned by the Worker, one per loop; sessions reach it through SessionHost. It owns every
+// connection in it (TcpConnection::Events points here) and one timer. take() hands a connection
+// over (set_events to the session, which owns it from then on); retire() takes one back.
+//
+// A pooled connection is only ever one that connected and whose whole greeting was a single 2xx
+// reply: a 4xx/5xx greeting, extra bytes after the greeting, an EOF or a read error while idle, or
+// max_idle passing all close it (it is never handed out). Failures to connect or greet back off
+// (1 s doubling to 30 s) so a down MTA is not hammered. A connection handed out may still have died
+// a moment before: the session falls back to a fresh connection (session_downstream.cc).
+// With downstream.pool.ehlo set, a pooled connection also says "EHLO <name>" once greeted and is
+// pooled only on a lone 2xx reply to it. That reply is not a cache: it is the MTA's own answer to
+// that very command on the very connection the session then uses, sent before the client asked.
+// The session uses it only when the client's first command is exactly that EHLO; any other first
+// command gets a fresh connection and this one says QUIT (the MTA never sees a state the client
+// did not cause). Off by default: it pays when every client says the same EHLO (a Postfix in front).
+// SIGHUP: a new runtime with another downstream address or pool settings empties the pool; the
+// next take() refills it for the new one.
+// Drain: drain() closes the idle and connecting ones and stops refilling; retiring ones go on.
+// Shutdown: shut_down() closes everything; on_finished runs once nothing is open any more.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+#include "lib/net/tcp_connection.h"
+#include "lib/smtp/reply.h"
+#include "proxy/runtime.h"
+
+namespace dotgate::proxy {
+
+class DownstreamPool final : public net::TcpConnection::Events {
+ public:
+  struct Taken {
+    net::TcpConnection* connection;  // connected, reading, greeted; the caller must set_events()
+    smtp::Reply greeting;            // its greeting, a 2xx
+    std::optional<smtp::Reply> ehlo;  // the 2xx reply to "EHLO <ehlo_name>", already sent on it
+    std::string ehlo_name;
+  };
+
+  DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::function<void()> on_finished);
+  DownstreamPool(const DownstreamPool&) = delete;
+  DownstreamPool& operator=(const DownstreamPool&) = delete;
+
+  // Opens connections up to `runtime`'s pool size (nothing when it is 0), or closes the extra ones.
+  // `runtime` becomes the one the pool follows (the worker passes the newest).
+  void fill(std::shared_ptr<const Runtime> runtime);
+  // A greeted connection to `runtime`'s downstream, or nothing (pool off, empty, draining).
+  // Starts the refill either way.
+  std::optional<Taken> take(const std::shared_ptr<const Runtime>& runtime);
+  // A session is done with `c` (its last reply read, nothing in flight): QUIT, then close on the
+  // MTA's reply, its EOF, or kQuitTimeout. The pool owns it from here.
+  void retire(net::TcpConnection* c);
+
+  void drain();      // no more pooled connections; retiring ones finish
+  void shut_down();  // close everything now; on_finished once all is closed
+  bool finished() const { return shut_down_ && open_ == 0; }
+  std::size_t idle_count() const;
+
+  // TcpConnection::Events
+  void on_connected(net::TcpConnection& c, int status) override;
+  void on_data(net::TcpConnection& c, std::string_view data) override;
+  void on_end(net::TcpConnection& c, int status) override;
+  void on_closed(net::TcpConnection& c) override;
+
+ private:
+  // The MTA's 221 normally arrives within a round trip; past this it is not worth waiting for.
+  static constexpr std::uint64_t kQuitTimeoutMs = 2'000;
+  static constexpr std::uint64_t kBackoffMinMs = 1'000;
+  static constexpr std::uint64_t kBackoffMaxMs = 30'000;
+
+  enum class Phase { Connecting, Greeting, Ehlo, Idle, Quitting };
+  struct Entry {
+    net::TcpConnection* connection = nullptr;
+    Phase phase = Phase::Connecting;
+    std::uint64_t deadline = 0;  // uv_now() ms: connect/greeting timeout, max_idle, or QUIT timeout
+    smtp::ReplyParser parser;
+    std::optional<smtp::Reply> greeting;
+    std::optional<smtp::Reply> ehlo;
+    std::string ehlo_name;
+  };
+
+  void open_one();
+  bool lone_2xx(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies, const char* what);
+  void discard(std::list<Entry>::iterator it, bool failure, const char* why);
+  std::list<Entry>::iterator find(net::TcpConnection& c);
+  void failed();
+  void arm_timer();
+  static void on_timer(uv_timer_t* t);
+  bool compatible(const Runtime& runtime) const;
+
+  uv_loop_t* loop_;
+  net::ReadBuffer* buffer_;
+  std::function<void()> on_finished_;
+  std::shared_ptr<const Runtime> runtime_;  // the one pooled connections were opened for
+  std::list<Entry> entries_;                // pooled (Connecting/Greeting/Idle) and retiring
+  uv_timer_t timer_{};
+  std::size_t open_ = 1;           // connections here not yet closed, plus the timer
+  std::uint64_t retry_at_ = 0;     // no new pooled connection before this (backoff)
+  std::uint64_t backoff_ = 0;      // 0: no failure since the last success
+  bool refill_soon_ = false;     // a take() left a gap: fill it from the timer, right away
+  bool draining_ = false;
+  bool shut_down_ = false;
+};
+
+}  // namespace dotgate::proxy
