@@ -574,6 +574,7 @@ void Session::close_all() {
   if (state_ == State::Closing) return;
   enter_state(State::Closing);
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
+  for (auto& run : judgement_.runs) policy::Chain::abandon(std::move(run.chain));  // other profiles
   uv_timer_stop(&client_timer_);
   uv_timer_stop(&downstream_timer_);
   uv_timer_stop(&verdict_timer_);

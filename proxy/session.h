@@ -122,6 +122,7 @@ class Session final : public net::TcpConnection::Events {
     std::size_t profile_holders = 0;  // recipients of `profile` accepted or in flight
     // PRDR: per accepted recipient, its profile's refusal (nullopt: accepted by its profile).
     std::vector<std::optional<smtp::Reply>> prdr_refusals;
+    std::vector<int> prdr_codes;  // PRDR: each accepted recipient's reply after the dot, for the log
     std::string mail_from;
     std::vector<smtp::EsmtpParam> mail_params;
     std::vector<std::string> recipients;  // accepted downstream
@@ -156,8 +157,11 @@ class Session final : public net::TcpConnection::Events {
   bool defer_recipient(const smtp::Command& cmd);  // true: answered with the split's deferral
   void recipient_dropped(const std::string& profile);  // a forwarded RCPT was refused after all
   std::string relayed_mail_line(const smtp::Command& cmd) const;  // PRDR stripped
-  std::chrono::milliseconds verdict_deadline_for(const std::vector<std::string>& profiles, bool* accept) const;
-  void judge_next_profile();
+  const config::VerdictConfig& verdict_config_for(const std::string& profile) const;
+  void start_judgement();        // one chain run per recipient profile, all at once
+  void check_judgement();        // done when the verdict is certain (or every profile answered)
+  void profile_deadlines();      // the timer: profiles past their deadline get its outcome
+  void abandon_profile_run(std::size_t index);
   void judgement_done();
   void prdr_verdicts();
   void prdr_wrap(PendingReply& slot);  // slot.reply: the message's outcome downstream
@@ -275,12 +279,21 @@ class Session final : public net::TcpConnection::Events {
     std::size_t answered = 0;
     std::string message;  // the edited message, wire form, with the final ".\r\n"
   } replay_;
-  // The data_end judgement: one chain run per recipient profile of the message, in order.
-  struct Judgement {
-    std::vector<std::string> profiles;
-    std::vector<policy::Verdict> verdicts;  // aligned with profiles, as they come
-    std::vector<nlohmann::json> results;    // per policy run, for the log line
+  // The data_end judgement: one chain run per recipient profile of the message, all at once,
+  // each within its own profile's deadline (one run without profiles).
+  struct ProfileRun {
+    std::string profile;
+    std::unique_ptr<policy::Chain> chain;  // null for the first: it runs on chain_
+    std::uint64_t deadline_at = 0;         // uv_now() milliseconds
     bool accept_on_deadline = false;
+    bool done = false;
+    policy::Verdict verdict;
+  };
+  struct Judgement {
+    std::vector<ProfileRun> runs;
+    std::vector<nlohmann::json> results;  // per policy asked, for the log line
+    bool starting = false;
+    bool finished = false;
   } judgement_;
   std::size_t commands_ = 0;
   std::size_t errors_ = 0;

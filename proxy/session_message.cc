@@ -51,17 +51,7 @@ void Session::run_verdict() {
     on_verdict(policy::Verdict{policy::Action::Fail, make_reply(spec), "data stream"});
     return;
   }
-  // One judgement per recipient profile in the message: one profile after a split, several for
-  // PRDR and for clients that are never deferred; none configured: one run of every policy.
-  judgement_ = Judgement{};
-  for (const auto& p : tx_.recipient_profiles)
-    if (std::find(judgement_.profiles.begin(), judgement_.profiles.end(), p) == judgement_.profiles.end())
-      judgement_.profiles.push_back(p);
-  if (judgement_.profiles.empty()) judgement_.profiles.push_back({});
-  auto deadline = verdict_deadline_for(judgement_.profiles, &judgement_.accept_on_deadline);
-  policy_running_ = true;
-  uv_timer_start(&verdict_timer_, &Session::on_verdict_timer, static_cast<std::uint64_t>(deadline.count()), 0);
-  judge_next_profile();
+  start_judgement();
 }
 
 void Session::await_dot_reply() {
@@ -77,27 +67,7 @@ std::unique_ptr<policy::Chain> Session::make_chain() const {
   return runtime_->policies->make_chain({host_.loop(), config_.spool.directory});
 }
 
-void Session::on_verdict_timer(uv_timer_t* t) { static_cast<Session*>(t->data)->verdict_deadline(); }
-
-// No client waits longer than the deadline for the reply to its dot. The policies still working
-// are cancelled, the required ones run on detached from the session (Chain::abandon), and the
-// session carries on with a fresh chain for its next transaction.
-void Session::verdict_deadline() {
-  if (state_ != State::Verdict || !policy_running_) return;
-  bool accept = judgement_.accept_on_deadline;
-  log::warn("verdict deadline passed", {{"client", peer_}, {"queue_id", tx_.queue_id},
-                                        {"outcome", accept ? "accept" : "tempfail"}});
-  policy::Chain::abandon(std::move(chain_));
-  chain_ = make_chain();
-  deadline_passed_ = true;
-  // The profiles not judged in time get the deadline's outcome.
-  while (judgement_.verdicts.size() < judgement_.profiles.size()) {
-    judgement_.verdicts.push_back(accept ? policy::Verdict::pass()
-                                         : policy::Verdict{policy::Action::Fail, make_reply(replies::kVerdictDeadline),
-                                                           "verdict deadline passed"});
-  }
-  judgement_done();
-}
+void Session::on_verdict_timer(uv_timer_t* t) { static_cast<Session*>(t->data)->profile_deadlines(); }
 
 void Session::on_verdict(policy::Verdict verdict) {
   if (state_ != State::Verdict) return;
@@ -181,7 +151,7 @@ void Session::reset_transaction() {
   tx_ = Transaction{};
   deadline_passed_ = false;
   replay_ = Replay{};
-  judgement_ = Judgement{};
+  judgement_ = Judgement{};  // no run is in flight here: every one answered or was abandoned
   data_stream_.reset();
   if (spool_.use_count() > 1) {
     // A verdict run still holds this message (required policies after an abandon): it keeps it,
@@ -202,7 +172,15 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   int o = static_cast<int>(outcome);
   counters_.add(counters_.transactions[static_cast<int>(kMap[o])]);
   nlohmann::json rcpts = nlohmann::json::array();
-  for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
+  if (tx_.prdr && tx_.prdr_codes.size() == tx_.recipients.size()) {
+    // PRDR: what each recipient heard after the dot (its RCPT was accepted, or it would not be here)
+    for (std::size_t i = 0; i < tx_.recipients.size(); ++i)
+      rcpts.push_back(tx_.recipients[i] + ":" + std::to_string(tx_.prdr_codes[i]));
+    for (const auto& [address, code] : tx_.recipient_replies)
+      if (code >= 300) rcpts.push_back(address + ":" + std::to_string(code));
+  } else {
+    for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
+  }
   std::string reply_text = std::to_string(reply.code);
   if (!reply.lines.empty()) reply_text += " " + reply.lines.front();
   nlohmann::json policies = nlohmann::json::array();

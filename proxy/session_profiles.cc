@@ -66,44 +66,116 @@ std::string Session::relayed_mail_line(const smtp::Command& cmd) const {
   return line;
 }
 
-std::chrono::milliseconds Session::verdict_deadline_for(const std::vector<std::string>& profiles, bool* accept) const {
-  // Several profiles judge one message one after the other within one deadline: the shortest
-  // applies, and the message is accepted on expiry only if every profile says so.
-  std::chrono::milliseconds deadline{0};
-  bool all_accept = true;
-  for (const auto& name : profiles) {
-    const config::ProfileConfig* p = config_.profiles.find(name);
-    const config::VerdictConfig& v = p && p->verdict ? *p->verdict : config_.verdict;
-    if (deadline.count() == 0 || v.deadline < deadline) deadline = v.deadline;
-    all_accept = all_accept && v.accept_on_deadline;
-  }
-  if (deadline.count() == 0) deadline = config_.verdict.deadline;
-  if (profiles.empty()) all_accept = config_.verdict.accept_on_deadline;
-  *accept = all_accept;
-  return deadline;
+const config::VerdictConfig& Session::verdict_config_for(const std::string& profile) const {
+  const config::ProfileConfig* p = config_.profiles.find(profile);
+  return p && p->verdict ? *p->verdict : config_.verdict;
 }
 
-void Session::judge_next_profile() {
-  std::size_t index = judgement_.verdicts.size();
-  policy::Envelope env = envelope();
-  env.message_size = data_stream_.message_size();
-  env.profile = judgement_.profiles[index];
-  chain_->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this](policy::Verdict v) {
-    for (const auto& r : chain_->results()) {
-      nlohmann::json p = {{"name", r.name}, {"outcome", r.outcome}, {"ms", std::round(r.ms * 100) / 100}};
-      if (!r.error.empty()) p["error"] = r.error;
-      if (!judgement_.profiles[judgement_.verdicts.size()].empty()) p["profile"] = judgement_.profiles[judgement_.verdicts.size()];
-      judgement_.results.push_back(std::move(p));
+// No client waits longer than its profiles' deadlines for the reply to its dot, and profiles do
+// not wait for each other: each recipient profile of the message is judged by its own chain run,
+// all at once, each bounded by its own profile's deadline.
+void Session::start_judgement() {
+  judgement_ = Judgement{};
+  std::vector<std::string> profiles;
+  for (const auto& p : tx_.recipient_profiles)
+    if (std::find(profiles.begin(), profiles.end(), p) == profiles.end()) profiles.push_back(p);
+  if (profiles.empty()) profiles.push_back({});
+  std::uint64_t now = uv_now(host_.loop());
+  std::uint64_t first_deadline = UINT64_MAX;
+  for (std::size_t i = 0; i < profiles.size(); ++i) {
+    ProfileRun run;
+    run.profile = profiles[i];
+    if (i > 0) run.chain = make_chain();
+    const config::VerdictConfig& v = verdict_config_for(run.profile);
+    run.deadline_at = now + static_cast<std::uint64_t>(v.deadline.count());
+    run.accept_on_deadline = v.accept_on_deadline;
+    first_deadline = std::min(first_deadline, run.deadline_at);
+    judgement_.runs.push_back(std::move(run));
+  }
+  policy_running_ = true;
+  uv_timer_start(&verdict_timer_, &Session::on_verdict_timer, first_deadline - now, 0);
+  judgement_.starting = true;  // answers given at once are collected; the check waits for the loop
+  for (std::size_t i = 0; i < judgement_.runs.size() && state_ == State::Verdict; ++i) {
+    policy::Envelope env = envelope();
+    env.message_size = data_stream_.message_size();
+    env.profile = judgement_.runs[i].profile;
+    policy::Chain* chain = i == 0 ? chain_.get() : judgement_.runs[i].chain.get();
+    chain->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this, i, chain](policy::Verdict v) {
+      ProfileRun& run = judgement_.runs[i];
+      for (const auto& r : chain->results()) {
+        nlohmann::json p = {{"name", r.name}, {"outcome", r.outcome}, {"ms", std::round(r.ms * 100) / 100}};
+        if (!r.error.empty()) p["error"] = r.error;
+        if (!run.profile.empty()) p["profile"] = run.profile;
+        judgement_.results.push_back(std::move(p));
+      }
+      run.done = true;
+      run.verdict = std::move(v);
+      check_judgement();
+    });
+  }
+  judgement_.starting = false;
+  if (state_ == State::Verdict) check_judgement();
+}
+
+void Session::abandon_profile_run(std::size_t index) {
+  // Its non-required policies are cancelled, the required ones run on without us.
+  if (index == 0) {
+    policy::Chain::abandon(std::move(chain_));
+    chain_ = make_chain();
+  } else {
+    policy::Chain::abandon(std::move(judgement_.runs[index].chain));
+  }
+}
+
+void Session::check_judgement() {
+  if (judgement_.starting || judgement_.finished || state_ != State::Verdict) return;
+  auto& runs = judgement_.runs;
+  bool all_done = std::all_of(runs.begin(), runs.end(), [](const ProfileRun& r) { return r.done; });
+  bool decided = all_done;
+  if (!decided && !tx_.prdr) {
+    // One message for every recipient: the first refusal in recipient order decides it, as soon
+    // as every profile before it has passed.
+    for (const auto& r : runs) {
+      if (!r.done) break;
+      if (!r.verdict.passed()) {
+        decided = true;
+        break;
+      }
     }
-    bool failed = !v.passed();
-    judgement_.verdicts.push_back(std::move(v));
-    // Without PRDR one refusal refuses the whole message: the other profiles need not run.
-    if ((failed && !tx_.prdr) || judgement_.verdicts.size() == judgement_.profiles.size()) {
-      judgement_done();
-      return;
+  }
+  if (!decided) return;
+  judgement_.finished = true;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (runs[i].done) continue;
+    abandon_profile_run(i);
+    runs[i].done = true;  // its verdict cannot matter any more
+  }
+  judgement_done();
+}
+
+void Session::profile_deadlines() {
+  if (state_ != State::Verdict || judgement_.finished) return;
+  std::uint64_t now = uv_now(host_.loop());
+  std::uint64_t next = UINT64_MAX;
+  for (std::size_t i = 0; i < judgement_.runs.size(); ++i) {
+    ProfileRun& run = judgement_.runs[i];
+    if (run.done) continue;
+    if (run.deadline_at > now) {
+      next = std::min(next, run.deadline_at);
+      continue;
     }
-    judge_next_profile();
-  });
+    log::warn("verdict deadline passed", {{"client", peer_}, {"queue_id", tx_.queue_id}, {"profile", run.profile},
+                                          {"outcome", run.accept_on_deadline ? "accept" : "tempfail"}});
+    abandon_profile_run(i);
+    deadline_passed_ = true;
+    run.done = true;
+    run.verdict = run.accept_on_deadline
+                      ? policy::Verdict::pass()
+                      : policy::Verdict{policy::Action::Fail, make_reply(replies::kVerdictDeadline), "verdict deadline passed"};
+  }
+  check_judgement();
+  if (!judgement_.finished && next != UINT64_MAX)
+    uv_timer_start(&verdict_timer_, &Session::on_verdict_timer, next - now, 0);
 }
 
 void Session::judgement_done() {
@@ -114,13 +186,14 @@ void Session::judgement_done() {
     return;
   }
   policy::Verdict combined;
-  for (auto& v : judgement_.verdicts) {
+  for (auto& run : judgement_.runs) {
+    policy::Verdict& v = run.verdict;
     if (!v.passed()) {
-      combined = std::move(v);
+      combined = v;
       break;
     }
-    for (auto& h : v.edit.remove_headers) combined.edit.remove_headers.push_back(std::move(h));
-    for (auto& h : v.edit.add_headers) combined.edit.add_headers.push_back(std::move(h));
+    for (const auto& h : v.edit.remove_headers) combined.edit.remove_headers.push_back(h);
+    for (const auto& h : v.edit.add_headers) combined.edit.add_headers.push_back(h);
   }
   on_verdict(std::move(combined));
 }
@@ -129,9 +202,9 @@ void Session::prdr_verdicts() {
   if (state_ != State::Verdict) return;
   counters_.add(counters_.prdr_transactions);
   auto verdict_of = [&](const std::string& profile) -> policy::Verdict& {
-    for (std::size_t i = 0; i < judgement_.profiles.size(); ++i)
-      if (judgement_.profiles[i] == profile) return judgement_.verdicts[i];
-    return judgement_.verdicts.front();  // cannot happen: every recipient's profile was judged
+    for (auto& run : judgement_.runs)
+      if (run.profile == profile) return run.verdict;
+    return judgement_.runs.front().verdict;  // cannot happen: every recipient's profile was judged
   };
   tx_.prdr_refusals.assign(tx_.recipients.size(), std::nullopt);
   std::vector<std::size_t> accepted;
@@ -150,7 +223,8 @@ void Session::prdr_verdicts() {
       }
     }
   }
-  for (auto& v : judgement_.verdicts) {
+  for (auto& run : judgement_.runs) {
+    const policy::Verdict& v = run.verdict;
     if (!v.passed()) continue;
     for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
     for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
@@ -193,6 +267,7 @@ void Session::prdr_wrap(PendingReply& slot) {
   slot.preface.clear();
   slot.preface.push_back(make_reply(replies::kPrdrStart));
   bool any_accepted = false, any_temporary = false;
+  tx_.prdr_codes.clear();
   for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
     const std::string& rcpt = tx_.recipients[i];
     std::optional<smtp::Reply> refusal = i < tx_.prdr_refusals.size() ? tx_.prdr_refusals[i] : std::nullopt;
@@ -208,6 +283,7 @@ void Session::prdr_wrap(PendingReply& slot) {
                              : r.klass() == 4 ? metrics::PrdrOutcome::Tempfailed
                                               : metrics::PrdrOutcome::Rejected;
     counters_.add(counters_.prdr_recipients[static_cast<int>(o)]);
+    tx_.prdr_codes.push_back(r.code);
     any_accepted = any_accepted || r.klass() == 2;
     any_temporary = any_temporary || r.klass() == 4;
     slot.preface.push_back(std::move(r));

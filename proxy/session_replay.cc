@@ -30,9 +30,10 @@ void Session::start_replay(const policy::MessageEdit& edit, const std::vector<st
   replay_.message = smtp::edit_header(spool_->read_all(), edit.add_headers, edit.remove_headers);
   replay_.message += ".\r\n";
   data_out_.clear();  // the held last piece is inside the spool's copy
-  log::info("replaying message with edited header",
-            {{"client", peer_}, {"queue_id", tx_.queue_id}, {"added", edit.add_headers.size()},
-             {"removed", edit.remove_headers.size()}});
+  log::info("replaying message to a fresh transaction",
+            {{"client", peer_}, {"queue_id", tx_.queue_id},
+             {"recipients", only.empty() ? tx_.recipients.size() : only.size()},
+             {"headers_added", edit.add_headers.size()}, {"headers_removed", edit.remove_headers.size()}});
   connect_downstream(!helo_name_.empty());
 }
 
