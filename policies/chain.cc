@@ -202,6 +202,13 @@ void Chain::advance() {
   done(std::move(verdict));
 }
 
+std::optional<Verdict> Chain::settled() const {
+  if (!run_ || run_->first_fail == kNone) return std::nullopt;
+  for (std::size_t i = 0; i < run_->first_fail; ++i)
+    if (run_->slots[i] != Slot::Answered) return std::nullopt;
+  return run_->verdicts[run_->first_fail];
+}
+
 void Chain::abandon(std::unique_ptr<Chain> chain) {
   if (!chain || !chain->run_) return;  // nothing in flight: freed here
   Chain* self = chain.release();

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,9 @@ class Chain {
   // last one. With nothing running it is freed at once.
   static void abandon(std::unique_ptr<Chain> chain);
   bool running() const { return run_ != nullptr; }
+  // The running hook's verdict when it is already certain (a fail whose predecessors all passed)
+  // while required policies still work; nullopt otherwise. A deadline must not override it.
+  std::optional<Verdict> settled() const;
   std::size_t size() const { return entries_.size(); }
   // The last data_end run's per-policy results (cleared when a new data_end run starts).
   const std::vector<PolicyResult>& results() const { return results_; }

@@ -185,25 +185,30 @@ void HttpPolicy::data_end(const Envelope& envelope, SpoolRef spool, Done done) {
   headers.emplace_back("X-Dotgate-Sender", "<" + header_safe(envelope.mail_from) + ">");
   for (const auto& r : envelope.recipients) headers.emplace_back("X-Dotgate-Recipient", "<" + header_safe(r) + ">");
   headers.emplace_back("X-Dotgate-Size", std::to_string(body.size()));
+  if (!envelope.queue_id.empty()) headers.emplace_back("X-Dotgate-Queue-Id", envelope.queue_id);
+  if (!envelope.profile.empty()) headers.emplace_back("X-Dotgate-Profile", header_safe(envelope.profile));
   auto started = std::chrono::steady_clock::now();
   std::string client_address = envelope.client_address;
   request_ = client_->post(headers, std::move(body), config_->timeout_ms,
                            [this, done = std::move(done), started, client_address](http::ClientResult result) {
     request_ = 0;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    std::string reason;
+    std::string reason, label;
     Verdict verdict;
     if (!result.ok()) {
       reason = result.error;
+      label = http::error_label(result.error);
     } else {
       ResponseVerdict rv = verdict_from_response(result.status, result.body);
       if (rv.ok) verdict = std::move(rv.verdict);
       else reason = rv.error;
+      label = result.status / 100 != 2 ? "status" : "malformed";
     }
     if (!reason.empty()) {
       log::warn("http policy: verdict service failed", {{"client", client_address}, {"url", config_->url_text},
                                                         {"reason", reason}, {"ms", ms}});
       verdict = verdict_on_error(config_->on_error, reason);
+      verdict.error = label;
     }
     done(std::move(verdict));
   });

@@ -318,13 +318,7 @@ RspamdAnswer rspamd_verdict(int status, std::string_view body, const RspamdThres
   return answer;
 }
 
-std::string rspamd_error_label(std::string_view client_error) {
-  auto starts = [&](std::string_view p) { return client_error.substr(0, p.size()) == p; };
-  if (starts("connection refused") || starts("connect failed")) return "connect";
-  if (starts("timeout")) return "timeout";
-  if (starts("closed early")) return "closed";
-  return "malformed";
-}
+std::string rspamd_error_label(std::string_view client_error) { return http::error_label(client_error); }
 
 Verdict rspamd_on_error(OnError on_error, const std::string& label, const std::string& detail) {
   Verdict v;

@@ -164,14 +164,22 @@ void Session::profile_deadlines() {
       next = std::min(next, run.deadline_at);
       continue;
     }
+    policy::Chain* chain = i == 0 ? chain_.get() : run.chain.get();
+    // A refusal already certain (only required policies still work) stands: the deadline's
+    // "accept" must not let through a message a policy has refused.
+    std::optional<policy::Verdict> settled = chain ? chain->settled() : std::nullopt;
     log::warn("verdict deadline passed", {{"client", peer_}, {"queue_id", tx_.queue_id}, {"profile", run.profile},
-                                          {"outcome", run.accept_on_deadline ? "accept" : "tempfail"}});
+                                          {"outcome", settled ? "refused before" : run.accept_on_deadline ? "accept" : "tempfail"}});
     abandon_profile_run(i);
     deadline_passed_ = true;
     run.done = true;
-    run.verdict = run.accept_on_deadline
-                      ? policy::Verdict::pass()
-                      : policy::Verdict{policy::Action::Fail, make_reply(replies::kVerdictDeadline), "verdict deadline passed"};
+    if (settled) {
+      run.verdict = std::move(*settled);
+    } else {
+      run.verdict = run.accept_on_deadline ? policy::Verdict::pass()
+                                           : policy::Verdict{policy::Action::Fail, make_reply(replies::kVerdictDeadline),
+                                                             "verdict deadline passed"};
+    }
   }
   check_judgement();
   if (!judgement_.finished && next != UINT64_MAX)
@@ -229,7 +237,17 @@ void Session::prdr_verdicts() {
     for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
     for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
   }
-  if (keep) keep_message(keep_verdict);  // one copy, for the recipients that refused with keep
+  if (keep) {
+    // One copy, for the recipients that refused with keep. If it cannot be kept, they get the
+    // tempfail keep_message() turned it into: a message promised to be kept is never lost.
+    keep_message(keep_verdict);
+    if (keep_verdict.action != policy::Action::FailKeep) {
+      for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
+        const policy::Verdict& v = verdict_of(tx_.recipient_profiles[i]);
+        if (v.action == policy::Action::FailKeep) tx_.prdr_refusals[i] = keep_verdict.reply;
+      }
+    }
+  }
   if (!downstream_ || !client_) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");
     return;

@@ -12,6 +12,14 @@
 
 namespace dotgate::http {
 
+std::string error_label(std::string_view client_error) {
+  auto starts = [&](std::string_view p) { return client_error.substr(0, p.size()) == p; };
+  if (starts("connection refused") || starts("connect failed")) return "connect";
+  if (starts("timeout")) return "timeout";
+  if (starts("closed early")) return "closed";
+  return "malformed";
+}
+
 std::string parse_url(std::string_view text, Url& out) {
   constexpr std::string_view kScheme = "http://";
   if (text.substr(0, kScheme.size()) != kScheme) return "expected an http:// URL (no TLS yet)";

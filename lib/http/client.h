@@ -45,6 +45,10 @@ struct Url {
 // Returns an empty string on success, else why the URL is refused.
 std::string parse_url(std::string_view text, Url& out);
 
+// The kind of a ClientResult error, for metrics labels: "connect", "timeout", "closed" or
+// "malformed" (anything else the client reports is about the response it got).
+std::string error_label(std::string_view client_error);
+
 struct ClientResult {
   std::string error;  // empty on success: "connection refused", "timeout", "closed early", "malformed: ..."
   int status = 0;

@@ -73,6 +73,20 @@ class VerdictTest(IntegrationTest):
         self.assertReply(c.read_reply(timeout=10), 250)
         self.assertEqual(self.sink_.wait_for(1)[0].content, sink_form(MESSAGE))
 
+    def test_deadline_accept_never_overrides_a_refusal_already_made(self):
+        # hook0 refuses at once; the required hook1 hangs; the deadline says "accept".
+        self.hooks = [Webhook(self, {"mode": "json", "response": {"action": "reject"}}).start(),
+                      Webhook(self, {"mode": "hang"}).start()]
+        self.sink_ = self.sink()
+        self.dg = self.dotgate(self.sink_.port, {"verdict": {"deadline": 0.5, "on_deadline": "accept"}, "policies": [
+            {"type": "http", "url": self.hooks[0].url()},
+            {"type": "http", "url": self.hooks[1].url(), "required": True, "timeout": 30}]})
+        c = self.open_transaction()
+        c.send(stuff(MESSAGE) + b".\r\n")
+        self.assertReply(c.read_reply(timeout=10), 550)
+        self.sink_.settle()
+        self.assertEqual(self.sink_.messages(), [])
+
     def test_bad_deadline_refused(self):
         d = self.make_dir("config")
         for bad, key in (({"deadline": 0}, "verdict.deadline"), ({"deadline": "60"}, "verdict.deadline"),

@@ -334,3 +334,20 @@ TEST_CASE("data_end: abandon cancels every non-required policy in flight") {
   finish(Verdict::pass());  // the chain frees itself here (ASan would see a leak otherwise)
   CHECK(calls == 0);
 }
+
+TEST_CASE("settled: a certain refusal is known while a required policy still works") {
+  std::vector<std::string> log;
+  auto* a = new Scripted("a", Verdict::pass(), &log, true);
+  auto* b = new Scripted("b", Verdict::pass(), &log, true);
+  auto* audit = new Scripted("audit", Verdict::pass(), &log, true);
+  auto chain = make_data_end({{a, false, false}, {b, false, false}, {audit, true, false}});
+  chain.run(Chain::Hook::DataEnd, {}, "", some_spool(), [&](Verdict) {});
+  CHECK_FALSE(chain.settled().has_value());
+  b->later(Verdict::fail(550, "5.7.1", "b says no"));
+  CHECK_FALSE(chain.settled().has_value());  // a may still fail first
+  a->later(Verdict::pass());
+  REQUIRE(chain.settled().has_value());  // audit still works, but the verdict is b's
+  CHECK(chain.settled()->reply.code == 550);
+  audit->later(Verdict::pass());
+  CHECK_FALSE(chain.settled().has_value());  // the run is over
+}
