@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "lib/log/log.h"
+#include "lib/smtp/prdr.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
@@ -32,13 +33,15 @@ bool Session::never_defer() const { return config_.profiles.split.never_defer.ma
 bool Session::defer_recipient(const smtp::Command& cmd) {
   if (!config_.profiles.enabled()) return false;
   std::string profile = profile_of(cmd.address);
-  if (tx_.prdr || never_defer()) return false;  // every recipient stays; judged per profile
-  if (tx_.profile_holders == 0) {
-    tx_.profile = profile;  // the first forwarded recipient fixes the transaction's profile
-  } else if (profile != tx_.profile) {
+  // PRDR and clients never deferred: every recipient stays; the message is judged per profile.
+  config::SplitAction action = config::split_decision(tx_.prdr || never_defer(), tx_.profile_holders > 0, tx_.profile, profile);
+  if (action == config::SplitAction::Keep) return false;
+  if (action == config::SplitAction::Fix) {
+    tx_.profile = profile;
+  } else if (action == config::SplitAction::Defer) {
     const auto& split = config_.profiles.split;
     int code = split.code_for(client_ip(), helo_name_);
-    queue_local(smtp::Reply::make(code, code == 452 ? "4.5.3" : "4.5.3", split.text));
+    queue_local(smtp::Reply::make(code, "4.5.3", split.text));
     tx_.recipient_replies.emplace_back(cmd.address, code);
     counters_.add(counters_.recipients_deferred);
     log::debug("recipient deferred for the split",
@@ -279,40 +282,19 @@ void Session::prdr_verdicts() {
 void Session::prdr_wrap(PendingReply& slot) {
   if (!tx_.prdr) return;
   // slot.reply is what became of the message downstream for the recipients their profiles
-  // accepted. Each recipient's reply: its profile's refusal, or that outcome.
-  const smtp::Reply downstream = slot.reply;
-  bool delivered = downstream.klass() == 2;
-  slot.preface.clear();
-  slot.preface.push_back(make_reply(replies::kPrdrStart));
-  bool any_accepted = false, any_temporary = false;
+  // accepted; each recipient hears its profile's refusal or that outcome.
+  smtp::PrdrReplies r = smtp::assemble_prdr(tx_.recipients, tx_.prdr_refusals, slot.reply, make_reply(replies::kPrdrStart));
   tx_.prdr_codes.clear();
-  for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
-    const std::string& rcpt = tx_.recipients[i];
-    std::optional<smtp::Reply> refusal = i < tx_.prdr_refusals.size() ? tx_.prdr_refusals[i] : std::nullopt;
-    smtp::Reply r;
-    if (refusal) {
-      r = *refusal;
-    } else if (delivered) {
-      r = smtp::Reply::make(250, "2.1.5", "<" + rcpt + "> Message accepted for delivery");
-    } else {
-      r = downstream;
-    }
-    metrics::PrdrOutcome o = r.klass() == 2 ? metrics::PrdrOutcome::Accepted
-                             : r.klass() == 4 ? metrics::PrdrOutcome::Tempfailed
-                                              : metrics::PrdrOutcome::Rejected;
+  for (std::size_t i = 1; i < r.preface.size(); ++i) {
+    int k = r.preface[i].klass();
+    metrics::PrdrOutcome o = k == 2 ? metrics::PrdrOutcome::Accepted
+                             : k == 4 ? metrics::PrdrOutcome::Tempfailed
+                                      : metrics::PrdrOutcome::Rejected;
     counters_.add(counters_.prdr_recipients[static_cast<int>(o)]);
-    tx_.prdr_codes.push_back(r.code);
-    any_accepted = any_accepted || r.klass() == 2;
-    any_temporary = any_temporary || r.klass() == 4;
-    slot.preface.push_back(std::move(r));
+    tx_.prdr_codes.push_back(r.preface[i].code);
   }
-  if (any_accepted) {
-    slot.reply = downstream;  // the MTA's 250 for the message
-  } else if (any_temporary) {
-    slot.reply = smtp::Reply::make(451, "4.7.1", "No recipient accepted the message yet, try again later");
-  } else {
-    slot.reply = smtp::Reply::make(550, "5.7.1", "No recipient accepted the message");
-  }
+  slot.preface = std::move(r.preface);
+  slot.reply = std::move(r.final_reply);
 }
 
 }  // namespace dotgate::proxy

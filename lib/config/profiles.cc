@@ -101,6 +101,12 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
+SplitAction split_decision(bool keep_all, bool profile_fixed, std::string_view fixed_profile, std::string_view profile) {
+  if (keep_all) return SplitAction::Keep;
+  if (!profile_fixed) return SplitAction::Fix;
+  return profile == fixed_profile ? SplitAction::Join : SplitAction::Defer;
+}
+
 bool ClientMatch::matches(std::string_view ip, std::string_view helo) const {
   for (const auto& n : networks)
     if (n.contains(ip)) return true;

@@ -75,6 +75,12 @@ struct SplitConfig {
   int code_for(std::string_view ip, std::string_view helo) const;
 };
 
+// What the split does with a recipient (seed 000). Keep: PRDR or a client never deferred, the
+// recipient stays whatever its profile. Fix: the first forwarded recipient fixes the
+// transaction's profile. Join: same profile as fixed. Defer: another profile: 451/452 4.5.3.
+enum class SplitAction { Keep, Fix, Join, Defer };
+SplitAction split_decision(bool keep_all, bool profile_fixed, std::string_view fixed_profile, std::string_view profile);
+
 struct ProfilesConfig {
   std::vector<ProfileConfig> profiles;  // empty: no profiles, nothing is split
   std::vector<RecipientRule> rules;
