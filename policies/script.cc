@@ -128,7 +128,7 @@ struct ScriptPolicy::Run {
 
     std::string error;
     int fd = write_message_file(directory, smtp::unstuff(spool.read_all()), error);
-    if (fd < 0) return fail_with(error);
+    if (fd < 0) return fail_with(error, "io");
 
     // Storage for argv and envp; uv_spawn copies what it needs before returning.
     std::vector<std::string> env_storage = {
@@ -173,7 +173,7 @@ struct ScriptPolicy::Run {
     process_open = true;
     ++open_handles;
     ::close(fd);  // the child has its own copy; the file vanishes when the child is done with it
-    if (rc != 0) return fail_with(std::string("spawn failed: ") + uv_strerror(rc));
+    if (rc != 0) return fail_with(std::string("spawn failed: ") + uv_strerror(rc), "spawn");
     spawned = true;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&out), &Run::on_alloc, &Run::on_read);
     uv_timer_start(&timer, &Run::on_timer, config->timeout_ms, 0);
@@ -241,8 +241,8 @@ struct ScriptPolicy::Run {
 
   void decide() {
     if (!eof && spawned) ::kill(-process.pid, SIGKILL);  // leftovers holding stdout
-    if (timed_out) return fail_with("timed out after " + std::to_string(config->timeout_ms) + " ms");
-    if (term_signal != 0) return fail_with("killed by signal " + std::to_string(term_signal));
+    if (timed_out) return fail_with("timed out after " + std::to_string(config->timeout_ms) + " ms", "timeout");
+    if (term_signal != 0) return fail_with("killed by signal " + std::to_string(term_signal), "crash");
     std::string text = reply_text(output);
     switch (exit_status) {
       case 0:
@@ -260,22 +260,28 @@ struct ScriptPolicy::Run {
         return finish(std::move(v));
       }
       default:
-        return fail_with("unknown exit status " + std::to_string(exit_status));
+        return fail_with("unknown exit status " + std::to_string(exit_status), "status");
     }
   }
 
   // The program could not judge: on_error decides, and why is logged (and kept as the reason).
-  void fail_with(const std::string& why) {
+  // `label` names the kind for dotgate_policy_errors_total: spawn, timeout, crash, status, io.
+  void fail_with(const std::string& why, const char* label) {
     log::warn("script policy error", {{"program", config->path}, {"reason", why}});
+    Verdict v;
     switch (config->on_error) {
       case ScriptOnError::Accept:
-        return finish(Verdict::pass());
+        v = Verdict::pass();
+        break;
       case ScriptOnError::Reject:
-        return finish(Verdict::fail(550, "5.7.0", "Message refused: content filter error", "script: " + why));
+        v = Verdict::fail(550, "5.7.0", "Message refused: content filter error", "script: " + why);
+        break;
       case ScriptOnError::Tempfail:
+        v = Verdict::fail(451, "4.7.0", "Content filter temporarily unavailable, try again later", "script: " + why);
         break;
     }
-    finish(Verdict::fail(451, "4.7.0", "Content filter temporarily unavailable, try again later", "script: " + why));
+    v.error = label;
+    finish(std::move(v));
   }
 
   void finish(Verdict v) {

@@ -147,6 +147,7 @@ TEST_CASE("script: unknown status, crash and timeout follow on_error") {
     CHECK(v->reply.code == 451);
     CHECK(v->reply.enhanced().value_or("") == "4.7.0");
     CHECK(v->reason.find("unknown exit status 9") != std::string::npos);
+    CHECK(v->error == "status");
   }
   SUBCASE("crash -> reject 550 5.7.0") {
     auto p = f.policy({{"path", f.script("c", "kill -SEGV $$")}, {"on_error", "reject"}});
@@ -155,6 +156,7 @@ TEST_CASE("script: unknown status, crash and timeout follow on_error") {
     CHECK(v->reply.code == 550);
     CHECK(v->reply.enhanced().value_or("") == "5.7.0");
     CHECK(v->reason.find("signal 11") != std::string::npos);
+    CHECK(v->error == "crash");
   }
   SUBCASE("timeout -> accept; the whole group is killed, quickly") {
     auto marker = f.dir / "survived";
@@ -174,6 +176,7 @@ TEST_CASE("script: unknown status, crash and timeout follow on_error") {
     REQUIRE(v);
     CHECK(v->reply.code == 451);
     CHECK(v->reason.find("timed out") != std::string::npos);
+    CHECK(v->error == "timeout");
   }
   SUBCASE("spawn failure (program gone since load) -> on_error") {
     auto path = f.script("gone", "exit 0");
