@@ -799,6 +799,13 @@ BODY = ("From: Sender <sender@example.net>\n"
 
 
 class RealMtaBase(ProfilesBase):
+    # The sanitizer stage of deploy/run-tests.sh sets DOTGATE_SKIP_REAL_MTAS: these cases spend
+    # their time in Exim's and Postfix's retry waits, not in dotgate, and the plain stage runs them.
+
+    def setUp(self):
+        if os.environ.get("DOTGATE_SKIP_REAL_MTAS"):
+            self.skipTest("DOTGATE_SKIP_REAL_MTAS is set (the plain test stage runs them)")
+        super().setUp()
 
     def assertEachOnce(self, rcpts):
         time.sleep(SETTLE)
