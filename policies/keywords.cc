@@ -267,25 +267,9 @@ bool parse_word_list(std::string_view content, double default_score, std::vector
   return true;
 }
 
-std::string unstuff_fast(std::string_view wire) {
-  std::string out(wire.size(), '\0');
-  std::size_t i = 0, w = 0;
-  const std::size_t n = wire.size();
-  while (i < n) {  // i is at the start of a line
-    if (wire[i] == '.') ++i;
-    const void* nl = std::memchr(wire.data() + i, '\n', n - i);
-    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - wire.data()) + 1 : n;
-    std::memcpy(out.data() + w, wire.data() + i, end - i);
-    w += end - i;
-    i = end;
-  }
-  out.resize(w);
-  return out;
-}
-
 KeywordsScan scan_message(const match::Matcher& matcher, std::string_view wire, const std::atomic<bool>* cancelled) {
   KeywordsScan result;
-  std::vector<mime::Segment> segments = mime::decode_message(unstuff_fast(wire));
+  std::vector<mime::Segment> segments = mime::decode_message(smtp::unstuff(wire));
   match::Matcher::Scan scan(matcher);
   for (const auto& segment : segments) {
     if (cancelled != nullptr && cancelled->load(std::memory_order_relaxed)) break;

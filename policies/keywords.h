@@ -85,11 +85,6 @@ struct KeywordsScan {
   std::string detail;  // for the log, with `error`
 };
 
-// smtp::unstuff's contract (the leading dot of every line removed), a line at a time with
-// memchr and memcpy: smtp::unstuff goes byte by byte and costs 1.5 ms per MiB, as much as all
-// of our matching. Belongs in lib/smtp (one implementation for all); here until its owner moves
-// it there. The unit tests check it against smtp::unstuff.
-std::string unstuff_fast(std::string_view wire);
 
 // The thread-pool work, callable directly: unstuff, decode, match. Stops early (returns what it
 // has) once `cancelled` is set.

@@ -5,7 +5,7 @@
 // ~1 MiB multipart message in wire form (dot-stuffed, CRLF): headers with RFC 2047 encoded words,
 // base64 text/plain parts, quoted-printable text/html parts, a few listed words among ordinary
 // ones. Then it times, over R runs (default 50), scan_message() — exactly the thread-pool work of
-// one data_end: unstuff (unstuff_fast; smtp::unstuff is timed alongside), MIME-decode (GMime), fold, match — and prints the median and p90 of ms
+// one data_end: unstuff (smtp::unstuff), MIME-decode (GMime), fold, match — and prints the median and p90 of ms
 // per message, with the same figures for each stage alone so the bottleneck is visible.
 //
 //   keywords_bench [--words N] [--runs R] [--size BYTES] [--list FILE] [--message FILE]
@@ -230,8 +230,7 @@ int main(int argc, char** argv) {
   }
 
   auto total = time_runs(runs, [&] { (void)policy::scan_message(matcher, wire); });
-  auto unstuff = time_runs(runs, [&] { (void)policy::unstuff_fast(wire); });
-  auto unstuff_smtp = time_runs(runs, [&] { (void)smtp::unstuff(wire); });
+  auto unstuff = time_runs(runs, [&] { (void)smtp::unstuff(wire); });
   auto decode = time_runs(runs, [&] { (void)mime::decode_message(message); });
   auto fold = time_runs(runs, [&] {
     std::string out;
@@ -258,8 +257,7 @@ int main(int argc, char** argv) {
                 t.cpu.p90);
   };
   row("total (scan_message)", total);
-  row("  unstuff (unstuff_fast)", unstuff);
-  row("   (smtp::unstuff instead)", unstuff_smtp);
+  row("  unstuff (smtp::unstuff)", unstuff);
   row("  decode (GMime + html)", decode);
   row("  fold + match", scan);
   row("    fold alone", fold);

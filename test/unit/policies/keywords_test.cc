@@ -132,17 +132,6 @@ TEST_CASE("keywords: bad list lines are refused with their line number") {
   CHECK(error.find("line 1: bad score") == 0);
 }
 
-TEST_CASE("keywords: unstuff_fast is smtp::unstuff") {
-  std::mt19937 rng(99);
-  const char alphabet[] = {'.', '.', '\n', '\r', 'a', ' '};
-  for (int round = 0; round < 5000; ++round) {
-    std::string wire;
-    std::size_t len = rng() % 30;
-    for (std::size_t k = 0; k < len; ++k) wire.push_back(alphabet[rng() % sizeof alphabet]);
-    CHECK(unstuff_fast(wire) == smtp::unstuff(wire));
-  }
-  CHECK(unstuff_fast("..a\r\n.\r\n..\r\nb.\r\n") == ".a\r\n\r\n.\r\nb.\r\n");
-}
 
 // ---- config ---------------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@
 // and an exhaustive comparison against a line-by-line reference model covers all short inputs.
 #include <doctest/doctest.h>
 
+#include <random>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -460,4 +462,29 @@ TEST_CASE("data stream: exhaustive short inputs match the reference model") {
     }
   }
   CHECK(checked == 2 * (1 + 5 + 25 + 125 + 625 + 3125 + 15625 + 78125));
+}
+
+TEST_CASE("data stream: unstuff against a byte-at-a-time reference") {
+  auto reference = [](std::string_view wire) {
+    std::string out;
+    bool line_start = true;
+    for (char c : wire) {
+      if (line_start && c == '.') {
+        line_start = false;
+        continue;
+      }
+      out.push_back(c);
+      line_start = c == '\n';
+    }
+    return out;
+  };
+  std::mt19937 rng(99);
+  const char alphabet[] = {'.', '.', '\n', '\r', 'a', ' '};
+  for (int round = 0; round < 5000; ++round) {
+    std::string wire;
+    std::size_t len = rng() % 30;
+    for (std::size_t k = 0; k < len; ++k) wire.push_back(alphabet[rng() % sizeof alphabet]);
+    CHECK(dotgate::smtp::unstuff(wire) == reference(wire));
+  }
+  CHECK(dotgate::smtp::unstuff("..a\r\n.\r\n..\r\nb.\r\n") == ".a\r\n\r\n.\r\nb.\r\n");
 }
