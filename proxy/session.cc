@@ -3,6 +3,7 @@
 // the downstream side (connection, greeting, replies) in
 // session_downstream.cc. See session.h for the flow.
 #include "proxy/session.h"
+#include "proxy/quarantine_writer.h"
 
 #include <cctype>
 
@@ -588,6 +589,7 @@ void Session::close_all() {
 
 void Session::handle_closed() {
   if (--open_handles_ > 0) return;
+  if (keeping_) keeping_->detach();  // the copy is finished without us
   if (counted_open_) counters_.sub(counters_.connections_open);
   host_.session_closed(this);
   delete this;

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,7 @@ namespace dotgate::proxy {
 
 class Session;
 class DownstreamPool;
+class QuarantineWrite;
 
 // What a session needs from the worker that made it.
 class SessionHost {
@@ -147,7 +149,12 @@ class Session final : public net::TcpConnection::Events {
   void feed_data();
   void run_verdict();
   void on_verdict(policy::Verdict verdict);
-  void keep_message(policy::Verdict& verdict);  // FailKeep: quarantine, or turn into 451 4.3.0
+  void refuse_message(const policy::Verdict& verdict);  // the downstream aborted already
+  // FailKeep: the copy is written off the loop; `then` gets the verdict back on the loop, turned
+  // into 451 4.3.0 when the copy could not be kept. Nothing runs if the session closed first.
+  // `recipients`: whom the copy is for (PRDR: only those that refused with keep); empty: all.
+  void keep_message(policy::Verdict verdict, std::function<void(policy::Verdict)> then,
+                    std::vector<std::string> recipients = {});
   std::unique_ptr<policy::Chain> make_chain() const;
   void await_dot_reply();  // DotSent, and the slot the client's reply to its dot waits in
   // profiles, the split and PRDR (session_profiles.cc)
@@ -164,6 +171,8 @@ class Session final : public net::TcpConnection::Events {
   void abandon_profile_run(std::size_t index);
   void judgement_done();
   void prdr_verdicts();
+  void prdr_finish(const std::optional<policy::Verdict>& kept);  // after the copy, if any
+  policy::Verdict& prdr_verdict_of(const std::string& profile);
   void prdr_wrap(PendingReply& slot);  // slot.reply: the message's outcome downstream
   static void on_verdict_timer(uv_timer_t* t);
   void verdict_deadline();
@@ -258,6 +267,7 @@ class Session final : public net::TcpConnection::Events {
   std::shared_ptr<spool::Spool> spool_;  // shared with a verdict run that may outlive the session
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;
+  QuarantineWrite* keeping_ = nullptr;  // a fail_keep copy being written; detached at close
   std::optional<ParkedCommand> parked_;
   std::deque<PendingReply> pending_;
   bool in_pump_ = false;

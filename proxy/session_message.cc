@@ -6,6 +6,7 @@
 
 #include "lib/log/log.h"
 #include "lib/quarantine/quarantine.h"
+#include "proxy/quarantine_writer.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
@@ -70,19 +71,16 @@ std::unique_ptr<policy::Chain> Session::make_chain() const {
 void Session::on_verdict_timer(uv_timer_t* t) { static_cast<Session*>(t->data)->profile_deadlines(); }
 
 void Session::on_verdict(policy::Verdict verdict) {
-  if (state_ != State::Verdict) return;
+  if (state_ != State::Verdict || keeping_) return;
   if (!verdict.passed()) {
     // The downstream has the body but not the dot: closing it now aborts its transaction, so it
     // queues nothing (invariant 2). The next MAIL opens a fresh connection.
     abort_downstream();
-    if (verdict.action == policy::Action::FailKeep) keep_message(verdict);
-    policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
-    if (!verdict.reason.empty())
-      log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
-    enter_state(State::Command);
-    queue_local(verdict.reply);
-    finish_transaction(outcome, verdict.reply);
-    pump();
+    if (verdict.action == policy::Action::FailKeep) {
+      keep_message(std::move(verdict), [this](policy::Verdict v) { refuse_message(v); });
+      return;
+    }
+    refuse_message(verdict);
     return;
   }
   if (!downstream_ || !client_) {
@@ -101,37 +99,56 @@ void Session::on_verdict(policy::Verdict verdict) {
   arm_downstream_timer();
 }
 
+void Session::refuse_message(const policy::Verdict& verdict) {
+  policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
+  if (!verdict.reason.empty())
+    log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
+  enter_state(State::Command);
+  queue_local(verdict.reply);
+  finish_transaction(outcome, verdict.reply);
+  pump();
+}
+
 // fail_keep: the message goes to the quarantine before the client hears the refusal. If it cannot
 // be kept (full disk, over max_bytes, directory missing), the client gets 451 4.3.0 instead of
 // the 5xx: it keeps the message and retries, so a message we promised to keep is never lost.
-// Synchronous file I/O (write, fsync, rename) on the loop thread: acceptable for now, FailKeep is
-// rare and one message is bounded by smtp.max_message_size; the thread pool is a later step.
+// The files are written on the thread pool (QuarantineWrite): fsync must not stall the worker's
+// other sessions. The session stays in Verdict meanwhile, its client waiting for the reply.
 // Without a configured quarantine, FailKeep is a plain Fail (logged, so the admin notices).
-void Session::keep_message(policy::Verdict& verdict) {
+void Session::keep_message(policy::Verdict verdict, std::function<void(policy::Verdict)> then,
+                           std::vector<std::string> recipients) {
   if (!config_.quarantine.enabled) {
     log::warn("fail_keep without a quarantine directory: message refused, not kept",
               {{"client", peer_}, {"reason", verdict.reason}});
+    then(std::move(verdict));
     return;
   }
-  quarantine::Quarantine q(config_.quarantine.directory, config_.quarantine.max_bytes);
   quarantine::Record record;
   record.id = quarantine::Quarantine::make_id();
   record.client = peer_;
   record.helo = helo_name_;
   record.sender = tx_.mail_from;
-  record.recipients = tx_.recipients;
+  record.recipients = recipients.empty() ? tx_.recipients : std::move(recipients);
   record.size = data_stream_.message_size();
   record.reply = verdict.reply.serialize();
   while (!record.reply.empty() && (record.reply.back() == '\n' || record.reply.back() == '\r')) record.reply.pop_back();
   record.reason = verdict.reason;
-  std::string error;
-  if (q.store(record, smtp::unstuff(spool_->read_all()), error)) {
-    log::info("message quarantined", {{"client", peer_}, {"id", record.id}, {"reason", verdict.reason}});
-    return;
-  }
-  log::error("quarantine failed: message tempfailed instead", {{"client", peer_}, {"id", record.id}, {"error", error}});
-  verdict = policy::Verdict{policy::Action::Fail, make_reply(replies::kQuarantineFailed),
-                            "quarantine failed: " + error + " (was: " + verdict.reason + ")"};
+  std::string id = record.id;
+  keeping_ = QuarantineWrite::start(
+      host_.loop(), quarantine::Quarantine(config_.quarantine.directory, config_.quarantine.max_bytes),
+      std::move(record), spool_,
+      [this, id, verdict = std::move(verdict), then = std::move(then)](bool ok, const std::string& error) mutable {
+        keeping_ = nullptr;
+        if (ok) {
+          log::info("message quarantined", {{"client", peer_}, {"id", id}, {"reason", verdict.reason}});
+        } else {
+          log::error("quarantine failed: message tempfailed instead", {{"client", peer_}, {"id", id}, {"error", error}});
+          verdict = policy::Verdict{policy::Action::Fail, make_reply(replies::kQuarantineFailed),
+                                    "quarantine failed: " + error + " (was: " + verdict.reason + ")"};
+        }
+        if (state_ == State::Closing) return;  // closing already: nobody to tell
+        then(std::move(verdict));
+      });
 }
 
 // ---- transaction bookkeeping -------------------------------------------------------------------

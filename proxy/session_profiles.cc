@@ -210,28 +210,45 @@ void Session::judgement_done() {
 }
 
 void Session::prdr_verdicts() {
-  if (state_ != State::Verdict) return;
+  if (state_ != State::Verdict || keeping_) return;
   counters_.add(counters_.prdr_transactions);
-  auto verdict_of = [&](const std::string& profile) -> policy::Verdict& {
-    for (auto& run : judgement_.runs)
-      if (run.profile == profile) return run.verdict;
-    return judgement_.runs.front().verdict;  // cannot happen: every recipient's profile was judged
-  };
+  // One copy, for the recipients that refused with keep; its record names just them, and the
+  // reply of the first such verdict in RCPT order.
+  std::optional<policy::Verdict> keep;
+  std::vector<std::string> keep_for;
+  for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
+    const policy::Verdict& v = prdr_verdict_of(tx_.recipient_profiles[i]);
+    if (v.action != policy::Action::FailKeep) continue;
+    if (!keep) keep = v;
+    keep_for.push_back(tx_.recipients[i]);
+  }
+  if (!keep) {
+    prdr_finish(std::nullopt);
+    return;
+  }
+  keep_message(std::move(*keep), [this](policy::Verdict kept) { prdr_finish(kept); }, std::move(keep_for));
+}
+
+policy::Verdict& Session::prdr_verdict_of(const std::string& profile) {
+  for (auto& run : judgement_.runs)
+    if (run.profile == profile) return run.verdict;
+  return judgement_.runs.front().verdict;  // cannot happen: every recipient's profile was judged
+}
+
+void Session::prdr_finish(const std::optional<policy::Verdict>& kept) {
   tx_.prdr_refusals.assign(tx_.recipients.size(), std::nullopt);
   std::vector<std::size_t> accepted;
   policy::MessageEdit edit;
-  bool keep = false;
-  policy::Verdict keep_verdict;
   for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
-    policy::Verdict& v = verdict_of(tx_.recipient_profiles[i]);
+    const policy::Verdict& v = prdr_verdict_of(tx_.recipient_profiles[i]);
     if (v.passed()) {
       accepted.push_back(i);
+    } else if (v.action == policy::Action::FailKeep && kept && kept->action != policy::Action::FailKeep) {
+      // The copy could not be kept: they get the tempfail keep_message() turned it into, so a
+      // message promised to be kept is never lost.
+      tx_.prdr_refusals[i] = kept->reply;
     } else {
       tx_.prdr_refusals[i] = v.reply;
-      if (v.action == policy::Action::FailKeep && !keep) {
-        keep = true;
-        keep_verdict = v;
-      }
     }
   }
   for (auto& run : judgement_.runs) {
@@ -239,17 +256,6 @@ void Session::prdr_verdicts() {
     if (!v.passed()) continue;
     for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
     for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
-  }
-  if (keep) {
-    // One copy, for the recipients that refused with keep. If it cannot be kept, they get the
-    // tempfail keep_message() turned it into: a message promised to be kept is never lost.
-    keep_message(keep_verdict);
-    if (keep_verdict.action != policy::Action::FailKeep) {
-      for (std::size_t i = 0; i < tx_.recipients.size(); ++i) {
-        const policy::Verdict& v = verdict_of(tx_.recipient_profiles[i]);
-        if (v.action == policy::Action::FailKeep) tx_.prdr_refusals[i] = keep_verdict.reply;
-      }
-    }
   }
   if (!downstream_ || !client_) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");

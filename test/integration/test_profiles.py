@@ -31,6 +31,7 @@ The Exim and Postfix cases need root (they skip with the reason otherwise); Exim
 cache exim_client.py fills with `apt-get download` on first use.
 """
 
+import json
 import os
 import smtplib
 import socket
@@ -48,6 +49,7 @@ DEFER_452 = "452 4.5.3 " + TEXT
 ACCEPT = {"mode": "json", "response": {"action": "accept"}}
 REJECT = {"mode": "json", "response": {"action": "reject"}}          # 550 5.7.1
 TEMPFAIL = {"mode": "json", "response": {"action": "tempfail"}}      # 451 4.7.1
+QUARANTINE = {"mode": "json", "response": {"action": "quarantine"}}  # 550 5.7.1, and a copy kept
 
 # One recipient of each rule kind of the brief's config.
 ALICE = "alice@example.com"   # exact rule        -> strict
@@ -552,6 +554,47 @@ class PrdrTest(ProfilesBase):
         self.assertEqual(self.dg_metric("dotgate_prdr_recipients_total", outcome="accepted"), 2)
         self.assertEqual(self.dg_metric("dotgate_prdr_recipients_total", outcome="rejected"), 1)
         self.assertEqual(self.dg_metric("dotgate_recipients_deferred_total"), 0, "PRDR defers nobody")
+
+    def test_quarantine_for_one_profile_keeps_one_copy_for_its_recipients(self):
+        q = self.make_dir("quarantine")
+        self.setup(lenient=QUARANTINE, extra={"quarantine": {"directory": q}})
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, CAROL, DAVE], prdr=True)
+        self.assertPrdrReplies(t, [250, 550, 250], 250)
+        self.assertEqual(t["dot"][2].enhanced, "5.7.1")
+        msgs = self.down.settle(1.0)
+        self.assertEqual(self.sink_rcpts(msgs), [sorted([ALICE, DAVE])], "only the accepted recipients")
+        names = sorted(os.listdir(q))
+        self.assertEqual(len(names), 2, names)
+        self.assertTrue(names[0].endswith(".eml") and names[1].endswith(".json"), names)
+        with open(os.path.join(q, names[0]), "rb") as f:
+            self.assertEqual(f.read(), MESSAGE, "the copy is the message as the client sent it")
+        with open(os.path.join(q, names[1])) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["recipients"], [CAROL], "the copy is for the recipient that refused with keep")
+        self.assertTrue(meta["reply"].startswith("550 5.7.1"), meta)
+        self.assertReply(c.converse("NOOP"), 250)
+
+    def test_quarantine_that_fails_tempfails_only_its_recipients(self):
+        missing = os.path.join(self.make_dir("quarantine"), "does-not-exist")
+        self.setup(lenient=QUARANTINE, extra={"quarantine": {"directory": missing}})
+        c, _ = self.client()
+        t = self.transaction(c, [ALICE, CAROL, DAVE], prdr=True)
+        self.assertPrdrReplies(t, [250, 451, 250], 250)
+        self.assertEqual(t["dot"][2].enhanced, "4.3.0", "a copy promised and not kept: the client retries")
+        msgs = self.down.settle(1.0)
+        self.assertEqual(self.sink_rcpts(msgs), [sorted([ALICE, DAVE])])
+        self.dg.wait_log("quarantine failed")
+
+    def test_quarantine_without_prdr_refuses_the_transaction(self):
+        q = self.make_dir("quarantine")
+        self.setup(lenient=QUARANTINE, extra={"quarantine": {"directory": q}})
+        c, _ = self.client()
+        t = self.transaction(c, [CAROL])
+        self.assertReply(t["dot"][0], 550, "5.7.1")
+        self.assertEqual(self.down.settle(1.0), [], "a refused message never reaches the MTA")
+        self.assertEqual(len([n for n in os.listdir(q) if n.endswith(".json")]), 1)
+        self.assertReply(c.converse("NOOP"), 250, msg="the session goes on after the copy")
 
     def test_all_accept(self):
         self.setup()
