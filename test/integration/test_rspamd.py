@@ -28,6 +28,8 @@ import tempfile
 import time
 import unittest
 
+import harness
+
 from harness import IntegrationTest, LOOPBACK, Proc, free_port, main, sink_form, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -225,6 +227,55 @@ class RspamdTest(IntegrationTest):
         reply = self.send(message("dotgate-score=5"))  # rspamd: greylist; no tempfail_score set here
         self.assertReply(reply, 250)
         self.assertEqual(len(self.sink_.wait_for(1)), 1)
+
+    # --- per-recipient profiles: one message, two reject scores (issue 5) ------------------------
+
+    def setup_profiles(self):
+        """strict@ recipients reject at score 6, lenient@ ones at 15 (rspamd's own reject is 15)."""
+        self.sink_ = self.sink()
+        cfg = {"policies": [{"type": "rspamd", "name": "spam", "url": self.rspamd.url(), "timeout": 10,
+                             "reject_score": 15, "profiles": {"strict": {"reject_score": 6}}}],
+               "profiles": [{"name": "strict"}, {"name": "lenient"}],
+               "recipients": [{"match": "strict.example", "profile": "strict"},
+                              {"match": "*", "profile": "lenient"}]}
+        self.dg = self.dotgate(self.sink_.port, cfg)
+        return self.dg
+
+    def test_profiles_prdr_score_8_rejected_by_one_accepted_by_the_other(self):
+        self.setup_profiles()
+        c = self.dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertIn("PRDR", c.ehlo().keywords())
+        self.assertReply(c.converse("MAIL FROM:<a@example.org> PRDR"), 250)
+        self.assertReply(c.converse("RCPT TO:<s@strict.example>"), 250)
+        self.assertReply(c.converse("RCPT TO:<l@lenient.example>"), 250)
+        self.assertReply(c.converse("DATA"), 354)
+        body = message("dotgate-score=8")
+        c.send(harness.stuff(body) + b".\r\n")
+        replies = [c.read_reply(timeout=20) for _ in range(4)]
+        self.assertEqual([r.code for r in replies], [353, 550, 250, 250], [r.raw for r in replies])
+        self.assertEqual(replies[1].enhanced, "5.7.1")
+        msgs = self.sink_.settle(1.0)
+        self.assertEqual(len(msgs), 1, "one delivery, for the lenient recipient only")
+        self.assertEqual([r.strip("<>").split()[0].strip("<>") for r in msgs[0].rcpts], ["l@lenient.example"])
+        self.dg.wait_log(r'"profile":"strict"|profile=strict')
+
+    def test_profiles_split_score_8_deferred_recipient_judged_by_its_own_profile(self):
+        self.setup_profiles()
+        c = self.dg.client()
+        self.assertReply(c.greeting(), 220)
+        body = message("dotgate-score=8")
+        # No PRDR: the lenient recipient is deferred, the strict one rejects the message...
+        replies = c.send_message("a@example.org", ["s@strict.example", "l@lenient.example"], body)
+        self.assertReply(replies[2], 250)
+        self.assertReply(replies[3], 451, "4.5.3")
+        self.assertReply(replies[-1], 550, "5.7.1")
+        self.assertNoMessage(self.sink_)
+        # ... and the retry of the deferred one, in the same connection, is accepted by its own.
+        replies = c.send_message("a@example.org", ["l@lenient.example"], body, ehlo=False)
+        self.assertReply(replies[-1], 250)
+        msgs = self.sink_.wait_for(1)
+        self.assertEqual([r.strip("<>").split()[0].strip("<>") for r in msgs[0].rcpts], ["l@lenient.example"])
 
     # --- no usable answer: on_error ------------------------------------------------------------
 
