@@ -39,20 +39,6 @@ std::string header_safe(std::string_view v) {
   return out;
 }
 
-struct ActionDefaults {
-  const char* name;
-  Action action;
-  int code;
-  const char* enhanced;
-  const char* text;
-};
-// One table: the action, its verdict, and the reply it gets when the service says no more.
-constexpr ActionDefaults kActions[] = {
-    {"reject", Action::Fail, 550, "5.7.1", "Message rejected by content filter"},
-    {"tempfail", Action::Fail, 451, "4.7.1", "Message deferred by content filter, try again later"},
-    {"quarantine", Action::FailKeep, 550, "5.7.1", "Message rejected by content filter"},
-};
-
 bool valid_enhanced(const std::string& e, int code_class) {
   // RFC 3463: class.subject.detail, class 2/4/5 = the reply code's first digit, 1-3 digits each.
   if (e.size() < 5 || e[0] - '0' != code_class || e[1] != '.') return false;
@@ -109,9 +95,7 @@ ResponseVerdict verdict_from_response(int status, std::string_view body) {
     r.verdict = Verdict::pass();
     return r;
   }
-  const ActionDefaults* d = nullptr;
-  for (const auto& a : kActions)
-    if (action == a.name) d = &a;
+  const ActionDefaults* d = refusal_action(action);
   if (d == nullptr) return r.error = "unknown action \"" + header_safe(action.substr(0, 40)) + "\"", r;
 
   int code = d->code;
@@ -124,13 +108,13 @@ ResponseVerdict verdict_from_response(int status, std::string_view body) {
       return r.error = "code " + std::to_string(c) + " does not match " + action, r;
     code = static_cast<int>(c);
   }
-  std::string enhanced = d->enhanced;
+  std::string enhanced(d->enhanced);
   if (enh_it != j.end()) {
     enhanced = enh_it->get<std::string>();
     if (!valid_enhanced(enhanced, code_class))
       return r.error = "enhanced code \"" + header_safe(enhanced.substr(0, 20)) + "\" does not match " + action, r;
   }
-  std::string text = d->text;
+  std::string text(d->text);
   if (msg_it != j.end()) {
     text = msg_it->get<std::string>();
     // The text goes into an SMTP reply line: controls (CR LF above all) would let the service
@@ -138,7 +122,7 @@ ResponseVerdict verdict_from_response(int status, std::string_view body) {
     for (char& c : text)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
     if (text.size() > 400) text.resize(400);
-    if (text.find_first_not_of(' ') == std::string::npos) text = d->text;
+    if (text.find_first_not_of(' ') == std::string::npos) text = std::string(d->text);
   }
   r.ok = true;
   r.verdict = Verdict{d->action, smtp::Reply::make(code, enhanced, text), "webhook: " + action};

@@ -39,24 +39,9 @@ constexpr std::size_t kMaxMessageText = 400;
 // Hits named in the verdict's reason (all go to the log line).
 constexpr std::size_t kMaxReasonHits = 10;
 
-struct ActionDefaults {
-  const char* name;
-  Action action;
-  int code;
-  const char* enhanced;
-  const char* text;
-};
-// One table: each action, its verdict and its default reply.
-constexpr ActionDefaults kActions[] = {
-    {"reject", Action::Fail, 550, "5.7.1", "Message rejected by content policy"},
-    {"tempfail", Action::Fail, 451, "4.7.1", "Message deferred by content policy, try again later"},
-    {"quarantine", Action::FailKeep, 550, "5.7.1", "Message rejected by content policy"},
-};
-
 const ActionDefaults& action_defaults(const std::string& name) {
-  for (const auto& a : kActions)
-    if (name == a.name) return a;
-  return kActions[0];
+  const ActionDefaults* a = refusal_action(name);
+  return a ? *a : kRefusalActions[0];  // the reader's choice() admits only the three
 }
 
 std::string format_score(double v) {
@@ -125,8 +110,8 @@ KeywordsSettings read_settings(PolicyConfigReader& reader, const KeywordsSetting
   // A reply inherited from the top level is kept only while the action is of the same class.
   bool inherit = action_defaults(base_action).code / 100 == d.code / 100 && !base.reply.lines.empty();
   int base_code = inherit ? base.reply.code : d.code;
-  std::string base_enhanced = inherit ? base.reply.enhanced().value_or(d.enhanced) : d.enhanced;
-  std::string base_text = inherit ? base.message : d.text;
+  std::string base_enhanced = inherit ? base.reply.enhanced().value_or(std::string(d.enhanced)) : std::string(d.enhanced);
+  std::string base_text = inherit ? base.message : std::string(d.text);
   auto code = static_cast<int>(reader.unsigned_integer("code", static_cast<std::uint64_t>(base_code), 400, 599));
   if (code / 100 != d.code / 100 || !smtp::valid_reply_code(code))
     throw config::ConfigError(reader.path() + ".code: " + std::to_string(code) + " does not match action " + action +

@@ -59,6 +59,28 @@ struct Verdict {
   bool passed() const { return action == Action::Pass; }
 };
 
+// The refusing actions a verdict service or an operator can name ("reject", "tempfail",
+// "quarantine"), with the reply each gets when nothing more specific was said. One table for
+// every policy, so the same action reads the same to a client whichever policy refused.
+struct ActionDefaults {
+  std::string_view name;
+  Action action;
+  int code;
+  std::string_view enhanced;
+  std::string_view text;
+};
+inline constexpr ActionDefaults kRefusalActions[] = {
+    {"reject", Action::Fail, 550, "5.7.1", "Message rejected by content filter"},
+    {"tempfail", Action::Fail, 451, "4.7.1", "Message deferred by content filter, try again later"},
+    {"quarantine", Action::FailKeep, 550, "5.7.1", "Message rejected by content filter"},
+};
+// nullptr when `name` is none of them.
+inline const ActionDefaults* refusal_action(std::string_view name) {
+  for (const auto& a : kRefusalActions)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
 // What a policy may know about the session and the transaction so far.
 struct Envelope {
   std::string client_address;

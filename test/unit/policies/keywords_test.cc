@@ -210,7 +210,7 @@ TEST_CASE("keywords: below the threshold passes, at it the configured reply") {
     auto v = f.judge(*p, message("Online\r\n Casino, casino and VIAGRA\r\n"));
     REQUIRE(v);
     CHECK(v->action == Action::Fail);
-    CHECK(v->reply.serialize() == "550 5.7.1 Message rejected by content policy\r\n");
+    CHECK(v->reply.serialize() == "550 5.7.1 Message rejected by content filter\r\n");
     CHECK(v->reason == "keywords: score 7 >= 5: viagra x1, casino x2, online casino x1");
   }
 }
@@ -223,7 +223,7 @@ TEST_CASE("keywords: actions and custom replies") {
     auto v = f.judge(*p, message("casino\r\n"));
     REQUIRE(v);
     CHECK(v->action == Action::Fail);
-    CHECK(v->reply.serialize() == "451 4.7.1 Message deferred by content policy, try again later\r\n");
+    CHECK(v->reply.serialize() == "451 4.7.1 Message deferred by content filter, try again later\r\n");
   }
   SUBCASE("quarantine keeps a copy") {
     auto p = f.policy({{"lists", {{{"path", words}}}}, {"threshold", 1}, {"action", "quarantine"}});
@@ -263,7 +263,7 @@ TEST_CASE("keywords: profiles override the top level; an unknown profile does no
   CHECK(unknown->passed());
   auto soft = f.judge(*p, m, "soft");
   REQUIRE(soft);
-  CHECK(soft->reply.serialize() == "451 4.7.1 Message deferred by content policy, try again later\r\n");
+  CHECK(soft->reply.serialize() == "451 4.7.1 Message deferred by content filter, try again later\r\n");
   auto lenient = f.judge(*p, message("viagra viagra casino\r\n"), "lenient");
   REQUIRE(lenient);
   CHECK(lenient->passed());
