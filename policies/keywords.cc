@@ -72,27 +72,6 @@ std::string display(const std::string& phrase) {
 
 // ---- config -------------------------------------------------------------------------------------
 
-// PolicyConfigReader has accessors for scalars, string arrays and objects, not for an array of
-// objects: "lists" is read from the raw entry, which the config keeps as config.policies[i] (i is
-// in the reader's path, "policies[i]"). The reader must still count "lists" as known, or finish()
-// refuses it: every accessor marks its key seen before it checks the type, so asking for a string
-// and ignoring the type error marks it. (A PolicyConfigReader::array() would make this go away.)
-const nlohmann::json& raw_entry(const PolicyConfigReader& reader, const config::Config& config) {
-  const std::string& path = reader.path();
-  std::size_t index = 0;
-  if (std::sscanf(path.c_str(), "policies[%zu]", &index) != 1 || !config.policies.is_array() ||
-      index >= config.policies.size() || !config.policies[index].is_object())
-    throw config::ConfigError(path + ": keywords: policy entry not found in the config");
-  return config.policies[index];
-}
-
-void mark_seen(PolicyConfigReader& reader, const std::string& key) {
-  try {
-    reader.string(key, "");
-  } catch (const config::ConfigError&) {
-  }
-}
-
 bool printable(const std::string& text) {
   for (char c : text)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
@@ -389,14 +368,13 @@ void KeywordsPolicy::data_end(const Envelope& envelope, SpoolRef spool, Done don
   job_ = std::move(job);
 }
 
-std::unique_ptr<PolicyFactory> make_keywords_factory(PolicyConfigReader& reader, const config::Config& config) {
-  const nlohmann::json& entry = raw_entry(reader, config);
+std::unique_ptr<PolicyFactory> make_keywords_factory(PolicyConfigReader& reader, const config::Config& /*config*/) {
   auto c = std::make_shared<KeywordsConfig>();
 
-  mark_seen(reader, "lists");
-  if (!entry.contains("lists")) throw config::ConfigError(reader.path() + ".lists: missing required key");
+  const nlohmann::json* lists = reader.array("lists");
+  if (!lists) throw config::ConfigError(reader.path() + ".lists: missing required key");
   try {
-    c->matcher = std::make_shared<const match::Matcher>(read_lists(entry["lists"], reader.path() + ".lists"));
+    c->matcher = std::make_shared<const match::Matcher>(read_lists(*lists, reader.path() + ".lists"));
   } catch (const std::invalid_argument& e) {  // the lists' own parser refuses these first
     throw config::ConfigError(reader.path() + ".lists: " + e.what());
   }

@@ -103,6 +103,14 @@ const nlohmann::json* PolicyConfigReader::object(const std::string& key) {
   return &*it;
 }
 
+const nlohmann::json* PolicyConfigReader::array(const std::string& key) {
+  seen_.push_back(key);
+  auto it = object_.find(key);
+  if (it == object_.end()) return nullptr;
+  if (!it->is_array()) throw config::ConfigError(path_ + "." + key + ": expected array");
+  return &*it;
+}
+
 std::string PolicyConfigReader::choice(const std::string& key, const std::string& fallback,
                                        const std::vector<std::string>& choices) {
   std::string v = string(key, fallback);

@@ -52,6 +52,8 @@ class PolicyConfigReader {
   // A nested object (read it with a PolicyConfigReader of its own, path + "." + key); nullptr
   // when absent.
   const nlohmann::json* object(const std::string& key);
+  // An array of any items (the caller reads each, path + "." + key + "[i]"); nullptr when absent.
+  const nlohmann::json* array(const std::string& key);
   // One of `choices`; the error lists them.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
   bool has(const std::string& key) const { return object_.contains(key); }

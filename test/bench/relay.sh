@@ -59,50 +59,15 @@ CLK_TCK=$(getconf CLK_TCK)
 REUSE=()
 [ "${BENCH_REUSE:-0}" = 1 ] && REUSE=(-d)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'relay.sh: %s\n' "$*" >&2; exit 1; }
+BENCH_NAME=relay.sh
+# shellcheck source=test/bench/lib.sh
+source "$ROOT/test/bench/lib.sh"  # log, die, PIDS and their cleanup, port_open, run_source, ...
 
 for tool in smtp-sink smtp-source haproxy python3; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install postfix haproxy python3)"
 done
 
-# ---- processes: every one started is recorded and stopped by pid --------------------------------
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# port_open PORT: is something listening there? From /proc/net/tcp (state 0A = LISTEN), not by
-# connecting: a probe connection would be one more session in the proxies' counters.
-port_open() {
-  awk -v p=":$(printf '%04X' "$1")" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-wait_port() {  # PORT PID NAME
-  for _ in $(seq 1 100); do
-    port_open "$1" && return 0
-    kill -0 "$2" 2>/dev/null || die "$3 exited before listening on port $1 (log: $WORK/$3.log)"
-    sleep 0.1
-  done
-  die "$3 does not listen on port $1 after 10 s"
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }          # utime + stime, clock ticks
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-# Other work on the machine skews every figure (a proxy adds two wake-ups per exchange): say so.
-LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$LOAD_AT_START" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-  log "warning: load average $LOAD_AT_START on $(nproc) cores: the figures will be noisy; run on an idle machine"
-fi
+note_load
 
 # ---- the dotgate binary -------------------------------------------------------------------------
 if [ ! -x "$DOTGATE" ]; then
@@ -128,13 +93,7 @@ for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT"; do
 done
 
 # ---- start the three: sink, haproxy, dotgate ----------------------------------------------------
-# smtp-sink: -m raises its concurrency cap (default 256) above the idle sessions; as root it must
-# drop privileges (-u). Backlog 4096 (net.core.somaxconn caps it anyway).
-sink_user=()
-[ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
-smtp-sink "${sink_user[@]}" -m "$MAXCONN" -h sink.bench 127.0.0.1:"$SINK_PORT" 4096 >"$WORK/smtp-sink.log" 2>&1 &
-SINK_PID=$!; PIDS+=("$SINK_PID")
-wait_port "$SINK_PORT" "$SINK_PID" smtp-sink
+start_sink "$SINK_PORT" "$MAXCONN"
 
 cat >"$WORK/haproxy.cfg" <<EOF
 # A blind byte relay: what an SMTP-unaware proxy costs. One thread, as dotgate gets one worker.
@@ -177,32 +136,6 @@ declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT [dotgate]=$D
 declare -A TARGET_PID=([haproxy]=$HAPROXY_PID [dotgate]=$DOTGATE_PID)
 TARGETS=(direct haproxy dotgate)
 declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0)
-
-# run_source TARGET SESSIONS MESSAGES RCPTS: sets RUN_SECS (elapsed seconds, or FAIL) and adds the
-# proxy's CPU ticks to CPU_TICKS. Not called in a $(subshell): the counters must survive.
-RUN_SECS=
-run_source() {
-  local target=$1 sessions=$2 messages=$3 rcpts=$4 pid=${TARGET_PID[$1]:-} t0 t1 c0=0 c1=0
-  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
-  t0=$(date +%s%N)
-  if ! timeout 300 smtp-source "${REUSE[@]}" -s "$sessions" -m "$messages" -l "$SIZE" -r "$rcpts" \
-      -M "$HELO_NAME" -f sender@bench.example -t rcpt@bench.example \
-      127.0.0.1:"${TARGET_PORT[$target]}" >>"$WORK/smtp-source.log" 2>&1; then
-    log "smtp-source to $target failed (see $WORK/smtp-source.log)"
-    RUN_SECS=FAIL
-    return
-  fi
-  t1=$(date +%s%N)
-  if [ -n "$pid" ]; then
-    c1=$(cpu_ticks "$pid")
-    CPU_TICKS[$target]=$((CPU_TICKS[$target] + c1 - c0))
-    CPU_MSGS[$target]=$((CPU_MSGS[$target] + messages))
-  fi
-  RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", (b - a) / 1e9 }')
-}
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "FAIL"; else if (v[1] == "FAIL") print "FAIL"; else print v[int((NR + 1) / 2)] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "FAIL" || b == "FAIL" || b == 0) print "-"; else printf "%.2f\n", a / b }'; }
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
 declare -A RATE
@@ -301,10 +234,6 @@ for target in "${TARGETS[@]}"; do
 done
 echo
 # Issue 3's targets for dotgate with one worker.
-check() {  # NAME OK-EXPRESSION-RESULT
-  printf '  %-58s %s\n' "$1" "$2"
-}
-verdict() { awk "BEGIN { if ($1) print \"met\"; else print \"NOT met\" }"; }
 d1=${RATE[dotgate,1]} d5=${RATE[dotgate,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]}
 echo "targets (dotgate, one worker):"
 if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then

@@ -54,7 +54,8 @@ struct Connection {
   int timer_fd = -1;
   int open_handles = 0;
   bool closing = false;
-  bool close_after_write = false;  // the last answer said Connection: close (or 400)
+  bool last_answered = false;      // a last answer is queued: nothing more is parsed
+  bool close_after_write = false;  // that answer is in c->out or written: close once it is out
   std::string out;                 // answers of this read, written at its end
   // With a delay: answers not yet due, oldest first (the delay is constant, so in due order).
   struct Pending {
@@ -158,6 +159,7 @@ void on_timer(uv_poll_t* poll, int status, int) {
 }
 
 void answer(Connection* c, std::string_view bytes, bool last) {
+  if (last) c->last_answered = true;
   if (c->server->delay_ns == 0) {
     c->out += bytes;
     if (last) c->close_after_write = true;
@@ -186,12 +188,10 @@ void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(stream->data);
   if (nread == 0) return;
   if (nread < 0) return close_connection(c);
-  if (c->close_after_write || llhttp_get_errno(&c->parser) == HPE_PAUSED) return;  // after a last answer
+  if (c->last_answered) return;  // bytes after a last request (or a bad one) are not read
   llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, static_cast<std::size_t>(nread));
   if (err != HPE_OK && err != HPE_PAUSED) {
-    c->pending.clear();
-    c->out += kBadRequest;
-    c->close_after_write = true;
+    answer(c, kBadRequest, true);  // after the answers to the requests before it
   }
   flush(c);
 }

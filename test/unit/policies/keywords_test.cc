@@ -140,6 +140,7 @@ TEST_CASE("keywords: config errors carry their key paths") {
   std::string words = f.list("words.txt", kWords);
   CHECK(f.error({}) == "policies[0].lists: missing required key");
   CHECK(f.error({{"lists", nlohmann::json::array()}}).find("policies[0].lists: expected a non-empty array") == 0);
+  CHECK(f.error({{"lists", "words.txt"}}) == "policies[0].lists: expected array");
   CHECK(f.error({{"lists", {{{"path", (f.dir / "missing.txt").string()}}}}}) ==
         "policies[0].lists[0].path: " + (f.dir / "missing.txt").string() + ": No such file or directory");
   CHECK(f.error({{"lists", {{{"path", "words.txt"}}}}}) == "policies[0].lists[0].path: expected absolute path");
