@@ -48,6 +48,8 @@ import sys
 import threading
 import time
 
+from line_server import Close, LineConnection, serve
+
 DEFAULT_DEFER = ("451 4.5.3 Use PRDR or retry immediately, possibly in the same TCP connection, "
                  "after DATA End of data; retry=0")
 IO_TIMEOUT = 300.0
@@ -55,8 +57,6 @@ MAX_BUFFER = 16 * 1024 * 1024
 END = re.compile(rb"\r\n\.\r\n")
 
 
-class Close(Exception):
-    pass
 
 
 class State:
@@ -101,30 +101,13 @@ def angle_addr(arg):
     return m.group(1) if m else arg.strip()
 
 
-class Connection(threading.Thread):
+class Connection(LineConnection):
+    max_buffer = MAX_BUFFER
+
     def __init__(self, sock, index, state):
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.index = index
+        super().__init__(sock, index)
         self.state = state
         self.cfg = state.config
-        self.buf = b""
-
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise Close("peer closed")
-        self.buf += data
-        if len(self.buf) > MAX_BUFFER:
-            raise Close("buffer limit")
-
-    def readline(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line, self.buf = self.buf[: i + 1], self.buf[i + 1:]
-                return line
-            self.fill()
 
     def read_data(self):
         while True:
@@ -380,22 +363,8 @@ def main():
     args = ap.parse_args()
     with open(args.config, encoding="utf-8") as f:
         config = json.load(f)
-    host, _, port = args.listen.rpartition(":")
-    host = host.strip("[]")
-    srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, int(port)))
-    srv.listen(128)
     state = State(args.record, config)
-    with open(os.path.join(args.record, "ready"), "w") as f:
-        f.write(str(os.getpid()))
-    index = 0
-    while True:
-        sock, _ = srv.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        index += 1
-        Connection(sock, index, state).start()
-
+    serve(args.listen, args.record, lambda sock, index: Connection(sock, index, state))
 
 if __name__ == "__main__":
     try:

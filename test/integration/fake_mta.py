@@ -41,10 +41,11 @@ import base64
 import json
 import os
 import re
-import socket
 import sys
 import threading
 import time
+
+from line_server import Close, LineConnection, serve
 
 DEFAULT_EHLO = [
     "250-fake.example",
@@ -85,37 +86,19 @@ class Hang(Exception):
     pass
 
 
-class Close(Exception):
-    pass
 
 
-class Connection(threading.Thread):
+class Connection(LineConnection):
+    max_buffer = MAX_BUFFER
+
     def __init__(self, sock, index, script, rec):
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.index = index
+        super().__init__(sock, index)
         self.script = script
         self.rec = rec
-        self.buf = b""
         self.counts = {}
 
-    # -- io ------------------------------------------------------------------------------------
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise Close("peer closed")
+    def received(self, data):
         self.rec.raw(self.index, data)
-        self.buf += data
-        if len(self.buf) > MAX_BUFFER:
-            raise Close("buffer limit")
-
-    def readline(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
-                return line
-            self.fill()
 
     def send_lines(self, lines):
         if isinstance(lines, str):
@@ -255,23 +238,8 @@ def main():
     args = ap.parse_args()
     with open(args.script, encoding="utf-8") as f:
         script = json.load(f)
-    host, _, port = args.listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, int(port)))
-    srv.listen(128)
     rec = Recorder(args.record)
-    with open(os.path.join(args.record, "ready"), "w") as f:
-        f.write(str(os.getpid()))
-    index = 0
-    while True:
-        sock, _ = srv.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        index += 1
-        Connection(sock, index, script, rec).start()
-
+    serve(args.listen, args.record, lambda sock, index: Connection(sock, index, script, rec))
 
 if __name__ == "__main__":
     try:
