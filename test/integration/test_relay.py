@@ -63,6 +63,39 @@ class RelayTest(IntegrationTest):
         self.assertEqual(msgs[0]["mail"], "MAIL FROM:<alice@example.org>")
         self.assertEqual(msgs[0]["rcpts"], ["RCPT TO:<bob@example.net>"])
 
+    def test_smtputf8_8bitmime_and_dsn_reach_the_mta_as_sent(self):
+        """RFC 6531/6152/3461: a UTF-8 envelope, an 8-bit body and DSN parameters pass through
+        unchanged when the downstream offers the extensions (smtp-sink offers no SMTPUTF8)."""
+        ehlo = ["250-fake.example", "250-PIPELINING", "250-SIZE 10240000", "250-8BITMIME", "250-SMTPUTF8",
+                "250-ENHANCEDSTATUSCODES", "250 DSN"]
+        fake = self.fake({"ehlo": ehlo})
+        dg = self.dotgate(fake.port)
+        sender, rcpt = "δοκιμή@παράδειγμα.δοκιμή", "用户@例子.广告"
+        body = ("From: %s\r\nTo: %s\r\nSubject: =?UTF-8?B?w7xiZXI=?=\r\n\r\nGrüße, naïve café\r\n" %
+                (sender, rcpt)).encode("utf-8")
+        with smtplib.SMTP(LOOPBACK, dg.port, timeout=10) as s:
+            s.ehlo("client.example")
+            for kw in ("smtputf8", "8bitmime", "dsn"):
+                self.assertTrue(s.has_extn(kw), "dotgate must offer %s when the MTA does" % kw)
+            refused = s.sendmail(sender, [rcpt], body, mail_options=["SMTPUTF8", "BODY=8BITMIME", "RET=HDRS", "ENVID=e1"],
+                                 rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;bob@example.net"])
+            self.assertEqual(refused, {})
+        msgs = fake.wait_for(1)
+        self.assertEqual(msgs[0]["mail"].encode("latin-1").decode("utf-8"),
+                         "mail FROM:<%s> size=%d SMTPUTF8 BODY=8BITMIME RET=HDRS ENVID=e1" % (sender, len(body)),
+                         "relayed as smtplib wrote it (its lower-case verb and size= included)")
+        self.assertEqual([r.encode("latin-1").decode("utf-8") for r in msgs[0]["rcpts"]],
+                         ["rcpt TO:<%s> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.net" % rcpt])
+        self.assertEqual(msgs[0]["data"], stuff(body), "the 8-bit body byte for byte")
+
+    def test_smtputf8_not_offered_when_the_mta_does_not(self):
+        sink = self.sink()
+        dg = self.dotgate(sink.port)
+        with smtplib.SMTP(LOOPBACK, dg.port, timeout=10) as s:
+            s.ehlo("client.example")
+            self.assertFalse(s.has_extn("smtputf8"), "smtp-sink offers no SMTPUTF8: neither may dotgate")
+            self.assertTrue(s.has_extn("8bitmime"))
+
     def test_swaks_message_from_file(self):
         """swaks --data FILE through dotgate leaves at the sink exactly what it leaves when it talks
         to the sink directly (swaks adds its own final CRLF; the comparison takes that into account)."""
