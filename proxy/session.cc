@@ -573,6 +573,7 @@ void Session::fail_session(const ReplySpec& spec, const std::string& reason) {
 
 void Session::close_all() {
   if (state_ == State::Closing) return;
+  emit_deferred_log();
   enter_state(State::Closing);
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   for (auto& run : judgement_.runs) policy::Chain::abandon(std::move(run.chain));  // other profiles

@@ -218,7 +218,10 @@ class Session final : public net::TcpConnection::Events {
 
   // transaction and session end
   policy::Envelope envelope() const;
-  void finish_transaction(policy::Outcome outcome, const smtp::Reply& reply);
+  // log_later: the transaction's log line waits in deferred_log_ until emit_deferred_log(), so
+  // the client's reply to its dot is written first (the log line is not on its critical path).
+  void finish_transaction(policy::Outcome outcome, const smtp::Reply& reply, bool log_later = false);
+  void emit_deferred_log();
   void reset_transaction();
   void fail_session(const ReplySpec& spec, const std::string& reason);
   void close_all();
@@ -267,7 +270,8 @@ class Session final : public net::TcpConnection::Events {
   std::shared_ptr<spool::Spool> spool_;  // shared with a verdict run that may outlive the session
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;
-  QuarantineWrite* keeping_ = nullptr;  // a fail_keep copy being written; detached at close
+  QuarantineWrite* keeping_ = nullptr;
+  std::optional<nlohmann::json> deferred_log_;  // a transaction line not written yet (log_later)  // a fail_keep copy being written; detached at close
   std::optional<ParkedCommand> parked_;
   std::deque<PendingReply> pending_;
   bool in_pump_ = false;

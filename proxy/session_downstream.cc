@@ -267,6 +267,7 @@ void Session::on_downstream_reply(smtp::Reply reply) {
   if (state_ == State::Closing) return;
   arm_downstream_timer();
   flush_replies();
+  emit_deferred_log();
   if (state_ == State::Closing) return;
   pump();
 }
@@ -350,7 +351,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
     policy::Outcome outcome = slot.reply.klass() == 2   ? policy::Outcome::Accepted
                               : slot.reply.klass() == 4 ? policy::Outcome::Tempfailed
                                                         : policy::Outcome::Rejected;
-    finish_transaction(outcome, slot.reply);
+    finish_transaction(outcome, slot.reply, /*log_later=*/true);  // written after the reply
     enter_state(State::Command);
     return;
   }

@@ -182,7 +182,14 @@ void Session::reset_transaction() {
   if (data_out_.capacity() > 4096) std::string().swap(data_out_);
 }
 
-void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply) {
+void Session::emit_deferred_log() {
+  if (!deferred_log_) return;
+  nlohmann::json fields = std::move(*deferred_log_);
+  deferred_log_.reset();
+  log::info("transaction", fields);
+}
+
+void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply, bool log_later) {
   static constexpr metrics::TxOutcome kMap[] = {metrics::TxOutcome::Accepted, metrics::TxOutcome::Rejected,
                                                 metrics::TxOutcome::Tempfailed, metrics::TxOutcome::Aborted};
   static constexpr const char* kNames[] = {"accepted", "rejected", "tempfailed", "aborted"};
@@ -203,7 +210,8 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   nlohmann::json policies = nlohmann::json::array();
   for (auto& p : judgement_.results) policies.push_back(std::move(p));
   if (deadline_passed_) policies.push_back({{"name", "*"}, {"outcome", "deadline"}});
-  log::info("transaction", {{"client", peer_},
+  emit_deferred_log();  // an earlier transaction's line first: the log stays in order
+  nlohmann::json fields = {{"client", peer_},
                             {"queue_id", tx_.queue_id},
                             {"helo", helo_name_},
                             {"from", tx_.mail_from},
@@ -212,7 +220,11 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
                             {"outcome", kNames[o]},
                             {"policies", policies},
                             {"reply", reply_text},
-                            {"duration_ms", tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0}});
+                            {"duration_ms", tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0}};
+  if (log_later)
+    deferred_log_ = std::move(fields);
+  else
+    log::info("transaction", fields);
   if (chain_) chain_->finished(envelope(), outcome);
   reset_transaction();
 }
