@@ -2,6 +2,7 @@
 #include "proxy/worker.h"
 
 #include "lib/log/log.h"
+#include "policies/client_registry.h"
 
 namespace dotgate::proxy {
 
@@ -61,6 +62,8 @@ void Worker::on_async(uv_async_t* async) {
   if (w->shutdown_requested_.load() && !w->shutting_down_) {
     w->shutting_down_ = true;
     w->draining_ = true;
+    // Verdict services' idle keep-alive connections must not keep this loop running.
+    policy::ClientRegistry::release_lingering();
     w->close_listeners();
     w->pool_->shut_down();
     // Copy: shut_down() may close a session at once, which erases it from the set.

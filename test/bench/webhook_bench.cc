@@ -202,7 +202,8 @@ void run_policy(const http::Url& url, const std::string& wire, std::size_t total
   config->url_text = "http://" + url.host_header + url.path;
   config->timeout_ms = kTimeoutMs;
   config->max_connections = 1;
-  auto registry = std::make_shared<policy::ClientRegistry>(url, 1);
+  // No linger: the loop must end when the policy lets its Client go.
+  auto registry = std::make_shared<policy::ClientRegistry>(url, 1, std::chrono::milliseconds(0));
   auto spool = std::make_shared<spool::Spool>(std::size_t{1} << 20, "/tmp");  // stays in memory
   spool->append(wire);
   policy::Envelope envelope;

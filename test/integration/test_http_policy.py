@@ -10,6 +10,7 @@ envelope headers, and two messages reuse one keep-alive connection.
 import base64
 import json
 import os
+import time
 import sys
 
 from harness import (Dotgate, IntegrationTest, LOOPBACK, START_TIMEOUT, free_port, main, sink_form, wait_listening,
@@ -183,6 +184,31 @@ class HttpPolicyTest(IntegrationTest):
         self.assertEqual(len(reqs), 2)
         self.assertEqual(reqs[0]["conn"], reqs[1]["conn"], "the second request opened a new connection")
         self.assertEqual(len(self.sink_.settle()), 1)
+
+    def test_sessions_one_after_another_reuse_one_connection(self):
+        """The keep-alive pool outlives the session (one message per connection is what an MX
+        mostly sees): the next session's request goes over the same connection."""
+        self.setup_chain()
+        for i in range(3):
+            c, reply = self.send(body=b"Subject: session %d\r\n\r\nx\r\n" % i)
+            self.assertReply(reply, 250)
+            self.assertReply(c.converse("QUIT"), 221)
+            c.close()
+        conns = [r["conn"] for r in self.hook.requests()]
+        self.assertEqual(len(conns), 3, conns)
+        self.assertEqual(len(set(conns)), 1, "each session opened its own connection: %r" % conns)
+        self.assertEqual(len(self.sink_.wait_for(3)), 3)
+
+    def test_shutdown_with_an_idle_pooled_connection_and_no_session(self):
+        self.setup_chain()
+        c, reply = self.send()
+        self.assertReply(reply, 250)
+        self.assertReply(c.converse("QUIT"), 221)
+        c.close()
+        t0 = time.monotonic()
+        # The lingering pool must not keep the worker's loop alive: dotgate exits by itself, at once.
+        self.assertEqual(self.dg.stop(), 0, self.dg.log()[-2000:])
+        self.assertLess(time.monotonic() - t0, 5.0)
 
     def test_request_on_a_dropped_keepalive_connection_is_retried_once(self):
         self.setup_chain({"mode": "close_reused"})
