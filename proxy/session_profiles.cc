@@ -63,10 +63,10 @@ void Session::start_lookup(const std::string& address_ref) {
     // From the loop; never after close_all(), which cancels the ticket.
     lookup_running_ = false;
     lookup_ticket_ = 0;
-    if (state_ == State::Closing || !parked_) return;
+    if (state_ == State::Closing) return;
     if (answer.kind == lookup::ProfileAnswer::Kind::Error)
       answer.error += " after " + std::to_string(uv_now(host_.loop()) - started) + " ms";
-    lookup_answered(address, answer, false);
+    if (parked_) lookup_answered(address, answer, false);  // the RCPT waits in parked_ throughout
     pump();
   });
 }
