@@ -41,6 +41,13 @@ inline constexpr ReplySpec kOkLocal{250, "2.0.0", "OK"};
 inline constexpr ReplySpec kHelpLocal{214, "2.0.0", "See RFC 5321"};
 inline constexpr ReplySpec kTooManyRecipients{452, "4.5.3", "Too many recipients"};
 inline constexpr ReplySpec kMessageTooBig{552, "5.3.4", "Message size exceeds fixed limit"};
+// profile_lookup with on_error "tempfail": the service gave no usable answer for this RCPT.
+// 451 4.3.0, not 4.4.3: X.4.3 (RFC 3463) is "directory server failure" on the way to the
+// destination (a routing problem, in bounces usually DNS); here our own mail system cannot decide
+// how to handle the recipient, which is X.3.0 "other or undefined mail system status" with
+// RFC 5321's 451 "local error in processing" -- what Postfix answers for a failed table lookup
+// ("451 4.3.0 <rcpt>: Temporary lookup failure").
+inline constexpr ReplySpec kProfileLookupFailed{451, "4.3.0", "Recipient profile lookup failed, try again later"};
 // the dot
 inline constexpr ReplySpec kDataLineTooLong{550, "5.6.0", "Message has a line longer than the limit (RFC 5321 4.5.3.1.6)"};
 inline constexpr ReplySpec kDataBareLineEnding{550, "5.6.0", "Message contains a bare CR or LF (RFC 5321 2.3.8)"};

@@ -196,7 +196,7 @@ void Session::on_closed(net::TcpConnection& c) {
 // ---- the command loop --------------------------------------------------------------------------
 
 bool Session::can_take_command() const {
-  if (state_ != State::Command || quit_ || policy_running_ || barrier_) return false;
+  if (state_ != State::Command || quit_ || policy_running_ || lookup_running_ || barrier_) return false;
   if (!downstream_pipelining_ && downstream_in_flight_ > 0) return false;
   // A client that does not read its replies must not make us queue more of them.
   if (client_ && client_->queued_bytes() > kMaxClientBuffer) return false;
@@ -223,6 +223,10 @@ void Session::pump() {
         continue;
       }
       ParkedCommand& p = *parked_;
+      if (p.command.verb == smtp::Verb::Rcpt && !p.profiled) {
+        resolve_recipient(p);
+        continue;  // decided at once, answered (parked_ gone), or lookup_running_ stops the loop
+      }
       if (!p.filtered && needs_policy(p.command)) {
         run_policy(p);
         continue;  // answered at once, or policy_running_ stops the loop
@@ -335,7 +339,7 @@ bool Session::check(const smtp::Command& cmd) {
         tx_.recipient_replies.emplace_back(cmd.address, replies::kTooManyRecipients.code);
         return false;
       }
-      return !defer_recipient(cmd);
+      return true;  // its profile and the split come next (resolve_recipient)
     case Verb::Vrfy:
       queue_local(config_.smtp.vrfy == config::VrfyMode::Reply252 ? replies::kVrfy252 : replies::kVrfyDisabled);
       return false;
@@ -478,7 +482,7 @@ void Session::close_if_client_finished() {
   // After a half-close: once every reply owed is out and no command is left, there is nothing
   // more to say (the QUIT, if any, closed the session already).
   if (!client_ended_ || state_ != State::Command) return;
-  if (!pending_.empty() || parked_ || policy_running_) return;
+  if (!pending_.empty() || parked_ || policy_running_ || lookup_running_) return;
   std::string_view rest(client_in_.data() + client_pos_, client_in_.size() - client_pos_);
   if (rest.find('\n') != std::string_view::npos) return;  // a command still to take
   close_all();
@@ -550,7 +554,7 @@ void Session::on_client_timer(uv_timer_t* t) {
   // Not the client's fault when it is waiting for us (a reply, a verdict): the downstream timer
   // and the verdict deadline bound those waits.
   bool waiting_for_us = s->state_ == State::Verdict || s->state_ == State::DotSent || s->state_ == State::Greeting ||
-                        !s->pending_.empty() || s->policy_running_ || s->parked_.has_value();
+                        !s->pending_.empty() || s->policy_running_ || s->lookup_running_ || s->parked_.has_value();
   if (waiting_for_us) {
     s->arm_client_timer();
     return;
@@ -575,6 +579,7 @@ void Session::close_all() {
   if (state_ == State::Closing) return;
   emit_deferred_log();
   enter_state(State::Closing);
+  cancel_lookup();  // no answer may reach a session on its way out
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   for (auto& run : judgement_.runs) policy::Chain::abandon(std::move(run.chain));  // other profiles
   uv_timer_stop(&client_timer_);

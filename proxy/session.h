@@ -1,13 +1,16 @@
 // proxy/session.h — one client connection and its downstream connection: the SMTP state machine.
 //
 // Made by a Worker for each accepted connection; owns the client TcpConnection, at most one
-// downstream TcpConnection at a time, two timers, the spool and the policy chain. It frees
-// itself when every handle it owns has closed (close callbacks counted), after telling its host.
+// downstream TcpConnection at a time, two timers, the spool and the policy chain; shares the
+// worker's profile lookup (profile_lookup.h) once it asked it something, its request in flight
+// cancelled in close_all(). It frees itself when every handle it owns has closed (close callbacks
+// counted), after telling its host.
 //
 // The flow (DESIGN.md, OpenSMTPD's check -> filter -> proceed):
 //   Greeting: connect downstream, relay its (normalised) greeting; client bytes now are an early talker.
 //   Command:  each client line is checked (syntax, limits; local replies), filtered (policy hooks
-//             for MAIL/RCPT), then proceeded (relayed downstream). Replies return to the client
+//             for MAIL/RCPT), then proceeded (relayed downstream). An RCPT first gets its profile
+//             (the lookup service when configured, else the rules) and the split's decision. Replies return to the client
 //             strictly in command order through one queue, whatever mix of local and downstream
 //             replies (RFC 2920). DATA, EHLO, HELO and any command to a downstream without
 //             PIPELINING wait for their reply before the next command is taken.
@@ -24,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +40,7 @@
 #include "lib/smtp/command.h"
 #include "lib/smtp/data_stream.h"
 #include "lib/smtp/ehlo.h"
+#include "lib/lookup/profile_answer.h"
 #include "lib/smtp/reply.h"
 #include "lib/spool/spool.h"
 #include "policies/chain.h"
@@ -46,6 +51,7 @@ namespace dotgate::proxy {
 
 class Session;
 class DownstreamPool;
+class ProfileLookup;
 class QuarantineWrite;
 
 // What a session needs from the worker that made it.
@@ -57,6 +63,9 @@ class SessionHost {
   virtual metrics::WorkerCounters& counters() = 0;
   virtual Shared& shared() = 0;
   virtual DownstreamPool* downstream_pool() = 0;  // pre-greeted connections; QUIT on the way out
+  // The worker's profile lookup for sessions under `config` (profile_lookup enabled); null while
+  // the worker shuts down.
+  virtual std::shared_ptr<ProfileLookup> profile_lookup(const config::Config& config) = 0;
   virtual void session_closed(Session* session) = 0;  // the session is about to free itself
 };
 
@@ -111,6 +120,7 @@ class Session final : public net::TcpConnection::Events {
   struct ParkedCommand {
     smtp::Command command;
     bool filtered = false;  // policy hooks done
+    bool profiled = false;  // RCPT: profile known and the split decided (it stays)
   };
 
   struct Transaction {
@@ -119,6 +129,10 @@ class Session final : public net::TcpConnection::Events {
     std::string mail_line;  // MAIL as relayed, for a replay
     std::vector<std::string> rcpt_lines;  // the accepted RCPTs as relayed, for a replay
     std::vector<std::string> recipient_profiles;  // aligned with `recipients`
+    // profile_lookup: each RCPT's profile as resolved at RCPT time (lower-cased address ->
+    // profile, "" for none), so that every later profile_of() in this transaction agrees with
+    // the split's decision even when the cache entry expires or the service changes its mind.
+    std::map<std::string, std::string> resolved_profiles;
     bool prdr = false;                // MAIL ... PRDR: per-recipient replies after the dot
     std::string profile;              // the split: the profile of the recipients forwarded so far
     std::size_t profile_holders = 0;  // recipients of `profile` accepted or in flight
@@ -159,6 +173,11 @@ class Session final : public net::TcpConnection::Events {
   void await_dot_reply();  // DotSent, and the slot the client's reply to its dot waits in
   // profiles, the split and PRDR (session_profiles.cc)
   std::string profile_of(const std::string& address) const;
+  std::string rules_profile(const std::string& address) const;  // the config rules alone
+  void resolve_recipient(ParkedCommand& parked);  // the profile step of an RCPT (lookup, split)
+  void start_lookup(const std::string& address_ref);
+  void lookup_answered(const std::string& address, const lookup::ProfileAnswer& answer, bool from_cache);
+  void cancel_lookup();
   std::string client_ip() const;
   bool never_defer() const;
   bool defer_recipient(const smtp::Command& cmd);  // true: answered with the split's deferral
@@ -270,8 +289,13 @@ class Session final : public net::TcpConnection::Events {
   std::shared_ptr<spool::Spool> spool_;  // shared with a verdict run that may outlive the session
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;
-  QuarantineWrite* keeping_ = nullptr;
-  std::optional<nlohmann::json> deferred_log_;  // a transaction line not written yet (log_later)  // a fail_keep copy being written; detached at close
+  QuarantineWrite* keeping_ = nullptr;          // a fail_keep copy being written; detached at close
+  std::optional<nlohmann::json> deferred_log_;  // a transaction line not written yet (log_later)
+  // profile_lookup: the worker's lookup (taken on first use) and the request in flight, during
+  // which no command is taken (replies stay in order; pipelined commands wait in client_in_).
+  std::shared_ptr<ProfileLookup> profile_lookup_;
+  std::uint64_t lookup_ticket_ = 0;
+  bool lookup_running_ = false;
   std::optional<ParkedCommand> parked_;
   std::deque<PendingReply> pending_;
   bool in_pump_ = false;

@@ -7,19 +7,105 @@
 // and the first refusal decides. A PRDR client is never deferred: after its dot it hears 353,
 // one reply per recipient from that recipient's profile verdict, and a final reply; the MTA
 // receives the message for the accepted recipients only (a replay when some were refused).
+// Which profile: the config rules, or first the lookup service (profile_lookup) when configured:
+// asked at RCPT before the RCPT policies and the split, the answer kept for the transaction.
 #include <algorithm>
 #include <cmath>
 
 #include "lib/log/log.h"
+#include "lib/lookup/profile_cache.h"
 #include "lib/smtp/prdr.h"
+#include "proxy/profile_lookup.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
 
-std::string Session::profile_of(const std::string& address) const {
-  if (!config_.profiles.enabled()) return {};
+std::string Session::rules_profile(const std::string& address) const {
   const config::ProfileConfig* p = config_.profiles.resolve(address);
   return p ? p->name : std::string();
+}
+
+std::string Session::profile_of(const std::string& address) const {
+  if (!config_.profiles.enabled()) return {};
+  if (!tx_.resolved_profiles.empty()) {
+    auto it = tx_.resolved_profiles.find(lookup::ProfileCache::key(address));
+    if (it != tx_.resolved_profiles.end()) return it->second;
+  }
+  return rules_profile(address);
+}
+
+// ---- the profile step of an RCPT: the lookup, then the split -----------------------------------
+
+void Session::resolve_recipient(ParkedCommand& parked) {
+  if (config_.profile_lookup.enabled &&
+      !tx_.resolved_profiles.contains(lookup::ProfileCache::key(parked.command.address))) {
+    start_lookup(parked.command.address);  // answered at once (the cache) or later; then here again
+    return;
+  }
+  parked.profiled = true;
+  if (defer_recipient(parked.command)) parked_.reset();
+}
+
+void Session::start_lookup(const std::string& address_ref) {
+  std::string address = address_ref;  // the parked command may be gone by the time it is answered
+  if (!profile_lookup_) profile_lookup_ = host_.profile_lookup(config_);  // kept until the session ends
+  if (!profile_lookup_) {
+    lookup_answered(address, lookup::ProfileAnswer::failed("worker shutting down"), false);
+    return;
+  }
+  if (auto hit = profile_lookup_->cached(address)) {
+    lookup_answered(address, *hit, true);
+    return;
+  }
+  lookup_running_ = true;
+  std::uint64_t started = uv_now(host_.loop());
+  lookup_ticket_ = profile_lookup_->fetch(address, [this, address, started](lookup::ProfileAnswer answer) {
+    // From the loop; never after close_all(), which cancels the ticket.
+    lookup_running_ = false;
+    lookup_ticket_ = 0;
+    if (state_ == State::Closing) return;
+    if (answer.kind == lookup::ProfileAnswer::Kind::Error)
+      answer.error += " after " + std::to_string(uv_now(host_.loop()) - started) + " ms";
+    if (parked_) lookup_answered(address, answer, false);  // the RCPT waits in parked_ throughout
+    pump();
+  });
+}
+
+void Session::lookup_answered(const std::string& address, const lookup::ProfileAnswer& answer, bool from_cache) {
+  using Kind = lookup::ProfileAnswer::Kind;
+  using Result = metrics::ProfileLookupResult;
+  std::string key = lookup::ProfileCache::key(address);
+  if (answer.kind != Kind::Error) {
+    counters_.add(counters_.profile_lookups[static_cast<int>(from_cache ? Result::Hit : Result::Miss)]);
+    // "No profile from the service": the rules decide, as they would without a service.
+    std::string profile = answer.kind == Kind::Profile ? answer.profile : rules_profile(address);
+    if (log::enabled(spdlog::level::debug))
+      log::debug("recipient profile", {{"client", peer_}, {"rcpt", address}, {"profile", profile},
+                                       {"from", answer.kind == Kind::Profile ? "service" : "rules"},
+                                       {"cached", from_cache}});
+    tx_.resolved_profiles[key] = std::move(profile);
+    return;
+  }
+  counters_.add(counters_.profile_lookups[static_cast<int>(Result::Error)]);
+  bool rules = config_.profile_lookup.on_error == config::ProfileLookupConfig::OnError::Rules;
+  log::warn("profile lookup failed", {{"client", peer_}, {"rcpt", address}, {"reason", answer.error},
+                                      {"outcome", rules ? "rules" : "tempfail"}});
+  if (rules) {
+    // Fail-open to the rules, as configured: the service only refines them.
+    tx_.resolved_profiles[key] = rules_profile(address);
+    return;
+  }
+  // Fail-closed: without its profile the recipient cannot be judged as it wants; the client
+  // retries. Not forwarded, not cached: the next RCPT for it asks again.
+  queue_local(replies::kProfileLookupFailed);
+  tx_.recipient_replies.emplace_back(address, replies::kProfileLookupFailed.code);
+  parked_.reset();
+}
+
+void Session::cancel_lookup() {
+  if (lookup_ticket_ != 0 && profile_lookup_) profile_lookup_->cancel(lookup_ticket_);
+  lookup_ticket_ = 0;
+  lookup_running_ = false;
 }
 
 std::string Session::client_ip() const {

@@ -66,6 +66,7 @@ void Worker::on_async(uv_async_t* async) {
     policy::ClientRegistry::release_lingering();
     w->close_listeners();
     w->pool_->shut_down();
+    w->lookup_.reset();  // its client closes once the sessions still holding it have ended
     // Copy: shut_down() may close a session at once, which erases it from the set.
     std::vector<Session*> left(w->sessions_.begin(), w->sessions_.end());
     for (Session* s : left) s->shut_down();
@@ -96,6 +97,13 @@ void Worker::on_connection(uv_stream_t* server) {
     pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
     session->start(server);
   }
+}
+
+std::shared_ptr<ProfileLookup> Worker::profile_lookup(const config::Config& config) {
+  if (!config.profile_lookup.enabled || shutting_down_) return nullptr;
+  // Kept across reloads that leave the lookup alone: the cache survives a SIGHUP.
+  if (!lookup_ || !lookup_->serves(config)) lookup_ = std::make_shared<ProfileLookup>(&loop_, config);
+  return lookup_;
 }
 
 void Worker::session_closed(Session* session) {

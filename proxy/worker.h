@@ -4,7 +4,8 @@
 // own thread. The main thread talks to it only through request_*() (an atomic flag and a
 // uv_async). The worker owns its listeners and sessions; when asked to shut down it closes the
 // listeners, sends 421 4.3.2 to the sessions left, closes its downstream pool (drain empties it
-// already) and its async handle, and its loop ends.
+// already), lets go of its profile lookup (its client closes once the last session holding it is
+// gone) and its async handle, and its loop ends.
 // No shared mutable state with other workers but the atomics in Shared.
 #pragma once
 
@@ -19,6 +20,7 @@
 
 #include "lib/net/listener.h"
 #include "proxy/downstream_pool.h"
+#include "proxy/profile_lookup.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
 
@@ -47,6 +49,7 @@ class Worker final : public SessionHost {
   metrics::WorkerCounters& counters() override { return counters_; }
   Shared& shared() override { return shared_; }
   DownstreamPool* downstream_pool() override { return pool_.get(); }
+  std::shared_ptr<ProfileLookup> profile_lookup(const config::Config& config) override;
   void session_closed(Session* session) override;
 
  private:
@@ -68,6 +71,9 @@ class Worker final : public SessionHost {
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   net::ReadBuffer read_buffer_;
   std::unique_ptr<DownstreamPool> pool_;  // made once the loop is initialised
+  // The profile lookup (cache, connections) for the current config, made on first use; replaced
+  // when a reload changes its settings; dropped at shutdown (sessions still holding it keep it).
+  std::shared_ptr<ProfileLookup> lookup_;
   metrics::WorkerCounters& counters_;
   std::unordered_set<Session*> sessions_;
   std::atomic<std::size_t> session_count_{0};

@@ -302,6 +302,11 @@ Config parse_config(const nlohmann::json& document) {
     read_recipient_rules(*n, config.profiles);
   }
   if (auto n = root.member("split")) read_split(*n, config.profiles.split);
+  if (auto n = root.member("profile_lookup")) {
+    // Its answers name profiles: without them there is nothing to look up.
+    if (!config.profiles.enabled()) n->fail("needs \"profiles\"");
+    read_profile_lookup(*n, config.profile_lookup);
+  }
   if (auto n = root.member("policies")) read_policies(*n, config);
   root.done();
   return config;

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/config/profile_lookup.h"
 #include "lib/config/profiles.h"
 #include "lib/smtp/data_stream.h"
 
@@ -98,6 +99,7 @@ struct Config {
   QuarantineConfig quarantine;
   VerdictConfig verdict;
   ProfilesConfig profiles;  // "profiles", "recipients", "split"
+  ProfileLookupConfig profile_lookup;  // "profile_lookup": off unless configured
   nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
 
   std::string source;  // the file it came from, for logs

@@ -32,7 +32,9 @@ constexpr std::string_view kOutcomes[] = {"accepted", "rejected", "tempfailed", 
 constexpr std::string_view kDownstreamErrors[] = {"connect", "timeout", "closed", "protocol"};
 constexpr std::string_view kDirections[] = {"client_to_downstream", "downstream_to_client"};
 constexpr std::string_view kPrdrOutcomes[] = {"accepted", "rejected", "tempfailed"};
+constexpr std::string_view kLookupResults[] = {"hit", "miss", "error"};
 static_assert(std::size(kPrdrOutcomes) == static_cast<std::size_t>(PrdrOutcome::kCount));
+static_assert(std::size(kLookupResults) == static_cast<std::size_t>(ProfileLookupResult::kCount));
 static_assert(std::size(kOutcomes) == static_cast<std::size_t>(TxOutcome::kCount));
 static_assert(std::size(kDownstreamErrors) == static_cast<std::size_t>(DownstreamError::kCount));
 static_assert(std::size(kDirections) == static_cast<std::size_t>(Direction::kCount));
@@ -46,6 +48,7 @@ struct Totals {
   std::array<std::uint64_t, 6> replies{};
   std::uint64_t deferred = 0, prdr = 0;
   std::array<std::uint64_t, std::size(kPrdrOutcomes)> prdr_recipients{};
+  std::array<std::uint64_t, std::size(kLookupResults)> profile_lookups{};
 
   void add(const WorkerCounters& w) {
     open += load(w.connections_open);
@@ -58,6 +61,7 @@ struct Totals {
     deferred += load(w.recipients_deferred);
     prdr += load(w.prdr_transactions);
     for (std::size_t i = 0; i < prdr_recipients.size(); ++i) prdr_recipients[i] += load(w.prdr_recipients[i]);
+    for (std::size_t i = 0; i < profile_lookups.size(); ++i) profile_lookups[i] += load(w.profile_lookups[i]);
   }
 };
 
@@ -123,6 +127,10 @@ std::string Metrics::render() const {
   family(out, "dotgate_prdr_recipients_total", "counter", "Per-recipient PRDR replies, by outcome.");
   for (std::size_t i = 0; i < t.prdr_recipients.size(); ++i)
     labelled(out, "dotgate_prdr_recipients_total", "outcome", kPrdrOutcomes[i], t.prdr_recipients[i]);
+  family(out, "dotgate_profile_lookups_total", "counter",
+         "Recipient profile lookups, by result (hit: from the cache; miss: the service answered; error: no usable answer).");
+  for (std::size_t i = 0; i < t.profile_lookups.size(); ++i)
+    labelled(out, "dotgate_profile_lookups_total", "result", kLookupResults[i], t.profile_lookups[i]);
 
   for (const auto& r : renderers_) r(out);
   return out;

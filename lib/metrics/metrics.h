@@ -20,6 +20,8 @@ enum class TxOutcome { Accepted, Rejected, Tempfailed, Aborted, kCount };
 enum class DownstreamError { Connect, Timeout, Closed, Protocol, kCount };
 enum class Direction { ClientToDownstream, DownstreamToClient, kCount };
 enum class PrdrOutcome { Accepted, Rejected, Tempfailed, kCount };
+// A recipient's profile lookup: answered from the cache, by the service, or not usable.
+enum class ProfileLookupResult { Hit, Miss, Error, kCount };
 
 using Counter = std::atomic<std::uint64_t>;
 
@@ -34,6 +36,7 @@ struct WorkerCounters {
   Counter recipients_deferred{0};  // split: a recipient of a second profile got 451/452 4.5.3
   Counter prdr_transactions{0};    // messages answered with per-recipient replies
   std::array<Counter, static_cast<int>(PrdrOutcome::kCount)> prdr_recipients{};
+  std::array<Counter, static_cast<int>(ProfileLookupResult::kCount)> profile_lookups{};  // one per RCPT looked up
 
   void add(Counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
   void sub(Counter& c, std::uint64_t n = 1) { c.fetch_sub(n, std::memory_order_relaxed); }

@@ -42,6 +42,10 @@ TEST_CASE("metrics: render sums two workers") {
   b.add(b.replies_by_class[2], 2);
   b.add(b.replies_by_class[4], 3);
   a.add(a.replies_by_class[5]);
+  a.add(a.profile_lookups[idx(ProfileLookupResult::Hit)], 5);
+  b.add(b.profile_lookups[idx(ProfileLookupResult::Hit)], 2);
+  b.add(b.profile_lookups[idx(ProfileLookupResult::Miss)], 3);
+  a.add(a.profile_lookups[idx(ProfileLookupResult::Error)]);
 
   std::string text = m.render();
   for (const char* line : {
@@ -69,6 +73,10 @@ TEST_CASE("metrics: render sums two workers") {
            "dotgate_replies_total{class=\"3xx\"} 0",
            "dotgate_replies_total{class=\"4xx\"} 3",
            "dotgate_replies_total{class=\"5xx\"} 1",
+           "# TYPE dotgate_profile_lookups_total counter",
+           "dotgate_profile_lookups_total{result=\"hit\"} 7",
+           "dotgate_profile_lookups_total{result=\"miss\"} 3",
+           "dotgate_profile_lookups_total{result=\"error\"} 1",
        }) {
     CAPTURE(line);
     CHECK(has_line(text, line));
@@ -105,8 +113,8 @@ TEST_CASE("metrics: every sample belongs to a family declared before it, with HE
     }
   }
   // connections 3, transactions 4, downstream errors 4, bytes 2, replies 4, deferred 1, PRDR 1 + 3,
-  // and the extra renderer's 1
-  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 3 + 1);
+  // profile lookups 3, and the extra renderer's 1
+  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 3 + 3 + 1);
   CHECK(has_line(text, "dotgate_policy_greylist_deferred_total 4"));
   // The extra renderer comes after dotgate's own families.
   CHECK(text.find("dotgate_policy_greylist") > text.find("dotgate_replies_total{class=\"5xx\"}"));
