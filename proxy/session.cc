@@ -446,9 +446,15 @@ void Session::proceed(smtp::Command cmd) {
     case Verb::Auth:
       barrier_ = true;  // a 334 means the next line is not a command
       break;
+    case Verb::Rset:
+      // Now, not at its reply: a MAIL pipelined right after it starts the next transaction, and
+      // the RSET's 250 (RFC 5321: RSET always succeeds) must not wipe that one.
+      reset_transaction();
+      break;
     default:
       break;
   }
+  slot.generation = tx_generation_;
   pending_.push_back(std::move(slot));
   ++downstream_in_flight_;
   std::string wire = std::move(cmd.line);

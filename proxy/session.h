@@ -114,6 +114,9 @@ class Session final : public net::TcpConnection::Events {
     std::string recipient;  // RCPT: the address, for the envelope
     std::string line;       // RCPT: the command as relayed, for a replay
     std::string profile;    // RCPT: the recipient's profile
+    // The transaction the command belonged to (tx_generation_ when it was relayed): a reply that
+    // comes back after a pipelined RSET or MAIL started another one must not change that one.
+    std::uint64_t generation = 0;
     std::vector<smtp::Reply> preface;  // sent before `reply` (PRDR: 353 and one per recipient)
   };
 
@@ -310,6 +313,7 @@ class Session final : public net::TcpConnection::Events {
   std::string helo_name_;
   smtp::Verb helo_verb_ = smtp::Verb::Unknown;
   Transaction tx_;
+  std::uint64_t tx_generation_ = 0;  // counts reset_transaction(): which transaction tx_ is
   struct Replay {
     bool active = false;
     std::vector<std::string> commands;  // MAIL, RCPTs, DATA, each with CRLF

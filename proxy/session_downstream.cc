@@ -392,9 +392,11 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       }
       break;
     case Verb::Mail:
+      if (slot.generation != tx_generation_) break;  // an RSET or MAIL after it ended it
       tx_.open = reply.klass() == 2;
       break;
     case Verb::Rcpt:
+      if (slot.generation != tx_generation_) break;
       if (tx_.recipients_in_flight > 0) --tx_.recipients_in_flight;
       tx_.recipient_replies.emplace_back(slot.recipient, reply.code);
       if (reply.klass() == 2) {
@@ -404,9 +406,6 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       } else {
         recipient_dropped(slot.profile);
       }
-      break;
-    case Verb::Rset:
-      reset_transaction();
       break;
     case Verb::Data:
       barrier_ = false;

@@ -166,6 +166,7 @@ policy::Envelope Session::envelope() const {
 
 void Session::reset_transaction() {
   tx_ = Transaction{};
+  ++tx_generation_;
   deadline_passed_ = false;
   replay_ = Replay{};
   judgement_ = Judgement{};  // no run is in flight here: every one answered or was abandoned

@@ -62,6 +62,32 @@ class PipeliningTest(IntegrationTest):
         self.assertEqual(msgs[0].rcpts, ["<b@example.net>", "<c@example.net>"])
         self.assertEqual(msgs[0].content, sink_form(b"Subject: pipe\r\n\r\nbody\r\n"))
 
+    def test_rset_pipelined_before_the_next_transaction_does_not_wipe_it(self):
+        """RSET and the next MAIL in one packet: the RSET's 250 comes back after the MAIL was
+        relayed; it must end the old transaction, not the new one (here: its PRDR, its sender)."""
+        sink = self.sink()
+        dg = self.dotgate(sink.port, {"log": {"format": "json", "level": "info"}})
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        # a first transaction, abandoned after its recipient
+        c.send(b"MAIL FROM:<old@example.org>\r\nRCPT TO:<old@example.net>\r\n")
+        self.assertEqual([r.code for r in c.read_replies(2)], [250, 250])
+        c.send(b"RSET\r\nMAIL FROM:<a@example.org> PRDR\r\nRCPT TO:<b@example.net>\r\n"
+               b"RCPT TO:<c@example.net>\r\nDATA\r\n")
+        replies = c.read_replies(5)
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 250, 354], replies)
+        c.send(b"Subject: pipe\r\n\r\nbody\r\n.\r\n")
+        after_dot = c.read_replies(4)
+        self.assertEqual([r.code for r in after_dot], [353, 250, 250, 250],
+                         "the PRDR transaction after a pipelined RSET: %r" % [r.raw for r in after_dot])
+        msgs = sink.wait_for(1)
+        self.assertEqual(msgs[0].mail.split(" ")[0], "<a@example.org>")
+        self.assertEqual(msgs[0].rcpts, ["<b@example.net>", "<c@example.net>"], "not the abandoned recipient")
+        line = dg.wait_log(r'"msg":"transaction"')[-1]
+        self.assertIn('"from":"a@example.org"', line)
+        self.assertRegex(line, r'"queue_id":"[0-9A-Za-z]+"')
+
     def test_pipelined_replies_in_order_with_refusals(self):
         fake = self.fake({"rules": [
             {"command": "RCPT", "nth": 2, "reply": "550 5.1.1 <bad@example.net>: unknown user"},
