@@ -1,10 +1,11 @@
 // proxy/session.h — one client connection and its downstream connection: the SMTP state machine.
 //
 // Made by a Worker for each accepted connection; owns the client TcpConnection, at most one
-// downstream TcpConnection at a time, two timers, the spool and the policy chain; shares the
-// worker's profile lookup (profile_lookup.h) once it asked it something, its request in flight
-// cancelled in close_all(). It frees itself when every handle it owns has closed (close callbacks
-// counted), after telling its host.
+// downstream TcpConnection at a time, three timers (client, downstream, verdict deadline), the
+// spool and the policy chain; shares the worker's profile lookup (profile_lookup.h) once it asked
+// it something, its request in flight cancelled in close_all(); a fail_keep copy being written
+// (QuarantineWrite) is detached when the session goes. It frees itself when every handle it owns
+// has closed (close callbacks counted), after telling its host.
 //
 // The flow (DESIGN.md, OpenSMTPD's check -> filter -> proceed):
 //   Greeting: connect downstream, relay its (normalised) greeting; client bytes now are an early talker.
