@@ -422,8 +422,9 @@ class Dotgate:
     """dotgate under test: a JSON config in a temp dir, `dotgate --config FILE`, stopped by pid."""
 
     def __init__(self, tc, downstream_port, config=None, downstream_host=LOOPBACK, args=(),
-                 admin=True, workers=1, listen_host=LOOPBACK):
+                 admin=True, workers=1, listen_host=LOOPBACK, env=None):
         self.tc = tc
+        self.env = env  # extra environment variables for the process
         self.bin = dotgate_bin()
         self.host = listen_host
         self.port = free_port(listen_host)
@@ -458,7 +459,8 @@ class Dotgate:
         self.write_config()
         # cleanups run last-in first-out: registered before start_proc, the check runs after the stop
         self.tc.addCleanup(self.check_sanitizers)
-        self.proc = self.tc.start_proc("dotgate", [self.bin, "--config", self.config_path] + self.args)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = self.tc.start_proc("dotgate", [self.bin, "--config", self.config_path] + self.args, env=env)
         if wait:
             wait_listening(self.port, self.proc, host=self.host)
             if self.admin_port:
@@ -745,9 +747,9 @@ class IntegrationTest(unittest.TestCase):
             os.chmod(path, 0o777)
         return path
 
-    def start_proc(self, name, argv):
+    def start_proc(self, name, argv, env=None):
         self._dirs += 1
-        proc = Proc(name, argv, os.path.join(self._root, "%s-%d.log" % (name, self._dirs)))
+        proc = Proc(name, argv, os.path.join(self._root, "%s-%d.log" % (name, self._dirs)), env=env)
         self.addCleanup(self._stop_and_report, proc)
         return proc
 

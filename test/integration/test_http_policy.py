@@ -10,6 +10,8 @@ envelope headers, and two messages reuse one keep-alive connection.
 import base64
 import json
 import os
+import subprocess
+import shutil
 import time
 import sys
 
@@ -171,6 +173,46 @@ class HttpPolicyTest(IntegrationTest):
         self.assertReply(reply, 550, "5.7.1")
         self.assertNoMessage(self.sink_)
 
+    def test_quarantine_write_does_not_stall_the_worker(self):
+        """The copy is written on the thread pool: with fsync made to take 2 s (an LD_PRELOAD
+        shim, like a busy disk), another client of the same worker is served meanwhile."""
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if not cc:
+            self.skipTest("no C compiler for the fsync shim")
+        d = self.make_dir("shim")
+        src, lib = os.path.join(d, "slow_fsync.c"), os.path.join(d, "slow_fsync.so")
+        with open(src, "w") as f:
+            f.write(SLOW_FSYNC_C)
+        subprocess.run([cc, "-shared", "-fPIC", "-o", lib, src, "-ldl"], check=True)
+        q = self.make_dir("quarantine")
+        self.hook = Webhook(self, {"mode": "json", "response": {"action": "quarantine"}}).start()
+        self.sink_ = self.sink()
+        env = {"LD_PRELOAD": lib, "DOTGATE_TEST_FSYNC_DELAY_MS": "2000",
+               # a sanitized dotgate refuses a preload ahead of its runtime unless told otherwise
+               "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+        self.dg = Dotgate(self, self.sink_.port, {"policies": [{"type": "http", "url": self.hook.url(), "timeout": 5}],
+                                                  "quarantine": {"directory": q}}, env=env).start()
+        a = self.dg.client()
+        self.assertReply(a.greeting(), 220)
+        for cmd, code in (("EHLO a.example", 250), ("MAIL FROM:<a@example.org>", 250),
+                          ("RCPT TO:<b@example.net>", 250), ("DATA", 354)):
+            self.assertReply(a.converse(cmd), code)
+        a.send(MESSAGE + b".\r\n")
+        wait_until(lambda: self.hook.requests(), 5, what="webhook request")
+        time.sleep(0.2)  # the verdict is in: the copy is being written (3 fsyncs of 2 s each)
+        t0 = time.monotonic()
+        b = self.dg.client()
+        self.assertReply(b.greeting(), 220)
+        self.assertReply(b.converse("EHLO b.example"), 250)
+        self.assertReply(b.converse("NOOP"), 250)
+        served = time.monotonic() - t0
+        self.assertLess(served, 1.5, "the worker's other client waited for the quarantine's fsync")
+        reply = a.read_reply(timeout=20)
+        self.assertReply(reply, 550, "5.7.1")
+        self.assertGreater(time.monotonic() - t0, 1.5, "the fsync shim did not slow the copy down")
+        self.assertEqual(len([n for n in os.listdir(q) if n.endswith(".json")]), 1)
+        self.assertNoMessage(self.sink_)
+
     # --- keep-alive --------------------------------------------------------------------------
 
     def test_two_messages_reuse_one_connection(self):
@@ -257,6 +299,20 @@ class HttpPolicyTest(IntegrationTest):
         d.start(wait=False)
         self.assertNotEqual(d.proc.wait(10), 0)
         self.assertIn("policies[0].url", d.log())
+
+SLOW_FSYNC_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+int fsync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  const char* ms = getenv("DOTGATE_TEST_FSYNC_DELAY_MS");
+  if (ms) usleep((useconds_t)atoi(ms) * 1000);
+  return real(fd);
+}
+"""
 
 if __name__ == "__main__":
     main()
