@@ -418,6 +418,48 @@ def dotgate_bin():
     return path
 
 
+class ScriptedHttpService:
+    """An HTTP service of the tests' own (webhook.py, lookup_service.py) as its own process, on a
+    free loopback port. Its JSON script is rewritten atomically by set() and re-read by the
+    service on every request; each request it saw is a line of DIR/requests.jsonl."""
+
+    name = "service"   # subclasses: the process name and the temporary directory
+    program = None     # the script's path
+    path = "/"         # the URL path it is asked at
+
+    def __init__(self, tc, script):
+        self.tc = tc
+        self.port = free_port()
+        self.dir = tc.make_dir(self.name)
+        self.script_path = os.path.join(self.dir, "script.json")
+        self.set(script)
+
+    def set(self, script):
+        tmp = self.script_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(script, f)
+        os.replace(tmp, self.script_path)
+
+    def start(self):
+        self.proc = self.tc.start_proc(self.name, [sys.executable, self.program, "--listen",
+                                                   "%s:%d" % (LOOPBACK, self.port), "--script", self.script_path,
+                                                   "--record", self.dir])
+        wait_listening(self.port, self.proc)
+        wait_until(lambda: os.path.exists(os.path.join(self.dir, "ready")), START_TIMEOUT,
+                   what="%s ready" % self.name)
+        return self
+
+    def requests(self):
+        try:
+            with open(os.path.join(self.dir, "requests.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except OSError:
+            return []
+
+    def url(self):
+        return "http://%s:%d%s" % (LOOPBACK, self.port, self.path)
+
+
 class Dotgate:
     """dotgate under test: a JSON config in a temp dir, `dotgate --config FILE`, stopped by pid."""
 

@@ -15,8 +15,7 @@ import shutil
 import time
 import sys
 
-from harness import (Dotgate, IntegrationTest, LOOPBACK, START_TIMEOUT, free_port, main, sink_form, wait_listening,
-                     wait_until)
+from harness import Dotgate, IntegrationTest, ScriptedHttpService, main, sink_form, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEBHOOK = os.path.join(HERE, "webhook.py")
@@ -25,36 +24,14 @@ MESSAGE = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: verdict\r\n\r\
            b"hello\r\n.leading dot line\r\n..two dots\r\nbye\r\n")
 
 
-class Webhook:
+class Webhook(ScriptedHttpService):
+    """webhook.py: answers each verdict request as its script says (see there)."""
+    name = "webhook"
+    program = WEBHOOK
+    path = "/verdict"
+
     def __init__(self, tc, script=None):
-        self.tc = tc
-        self.port = free_port()
-        self.dir = tc.make_dir("webhook")
-        self.script_path = os.path.join(self.dir, "script.json")
-        self.set(script or {"mode": "json", "response": {"action": "accept"}})
-
-    def set(self, script):
-        tmp = self.script_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(script, f)
-        os.replace(tmp, self.script_path)
-
-    def start(self):
-        self.proc = self.tc.start_proc("webhook", [sys.executable, WEBHOOK, "--listen", "%s:%d" % (LOOPBACK, self.port),
-                                                   "--script", self.script_path, "--record", self.dir])
-        wait_listening(self.port, self.proc)
-        wait_until(lambda: os.path.exists(os.path.join(self.dir, "ready")), START_TIMEOUT, what="webhook ready")
-        return self
-
-    def requests(self):
-        try:
-            with open(os.path.join(self.dir, "requests.jsonl")) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except OSError:
-            return []
-
-    def url(self):
-        return "http://%s:%d/verdict" % (LOOPBACK, self.port)
+        super().__init__(tc, script or {"mode": "json", "response": {"action": "accept"}})
 
 
 class HttpPolicyTest(IntegrationTest):

@@ -32,8 +32,7 @@ import socket
 import sys
 import time
 
-from harness import (IntegrationTest, LOOPBACK, START_TIMEOUT, free_port, main, metric, stuff,
-                     wait_listening, wait_until)
+from harness import IntegrationTest, ScriptedHttpService, main, metric, stuff, wait_until
 from test_http_policy import Webhook
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,43 +50,15 @@ M = "m@other.example"        # the service has nothing ({}) -> rules: strict (ca
 MESSAGE = b"From: sender@example.net\r\nTo: x@x.example\r\nSubject: lookup\r\n\r\nhello\r\n"
 
 
-class LookupService:
+class LookupService(ScriptedHttpService):
     """lookup_service.py as its own process; the script is re-read on every request."""
-
-    def __init__(self, tc, script):
-        self.tc = tc
-        self.port = free_port()
-        self.dir = tc.make_dir("lookup")
-        self.script_path = os.path.join(self.dir, "script.json")
-        self.set(script)
-
-    def set(self, script):
-        tmp = self.script_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(script, f)
-        os.replace(tmp, self.script_path)
-
-    def start(self):
-        self.proc = self.tc.start_proc("lookup", [sys.executable, LOOKUP_SERVICE, "--listen",
-                                                  "%s:%d" % (LOOPBACK, self.port), "--script", self.script_path,
-                                                  "--record", self.dir])
-        wait_listening(self.port, self.proc)
-        wait_until(lambda: os.path.exists(os.path.join(self.dir, "ready")), START_TIMEOUT, what="lookup service ready")
-        return self
-
-    def requests(self):
-        try:
-            with open(os.path.join(self.dir, "requests.jsonl")) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except OSError:
-            return []
+    name = "lookup"
+    program = LOOKUP_SERVICE
+    path = "/profile"
 
     def asked(self):
         """The recipients asked about, in order (from the JSON bodies)."""
         return [json.loads(r["body"])["recipient"] for r in self.requests()]
-
-    def url(self):
-        return "http://%s:%d/profile" % (LOOPBACK, self.port)
 
 
 def service_map():
