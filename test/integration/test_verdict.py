@@ -215,7 +215,7 @@ class VerdictTest(IntegrationTest):
         c = self.open_transaction()
         c.send(stuff(MESSAGE) + b".\r\n")
         self.assertReply(c.read_reply(timeout=10), 250)
-        lines = self.dg.wait_log(r'"policies"', timeout=5)
+        lines = self.dg.wait_log(r'"msg":"transaction"', timeout=5)
         record = json.loads(lines[-1])
         policies = record["policies"]
         self.assertEqual([p["name"] for p in policies], ["hook0", "hook1"])
