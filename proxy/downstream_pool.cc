@@ -82,14 +82,16 @@ std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<
   std::optional<Taken> out;
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->phase != Phase::Idle) continue;
-    out = Taken{it->connection, std::move(*it->greeting), std::move(it->ehlo), std::move(it->ehlo_name)};
+    out = Taken{it->connection, std::move(*it->greeting), std::move(it->ehlo), std::move(it->ehlo_name), it->history};
     entries_.erase(it);
     --open_;  // the session owns it now (it sets itself as the events target)
     break;
   }
   // Refill at once, but after this loop iteration: the taker's greeting leaves first, and the
-  // connect(2) and epoll_ctl(2) of the replacement stay off the client's critical path.
-  refill_soon_ = true;
+  // connect(2) and epoll_ctl(2) of the replacement stay off the client's critical path. With
+  // max_sessions > 1 the connections that sessions give back refill it; a connect only if not.
+  std::uint64_t delay = runtime_->config.downstream.pool_max_sessions > 1 ? kReuseRefillDelayMs : 0;
+  refill_at_ = std::min(refill_at_, uv_now(loop_) + delay);
   arm_timer();
   return out;
 }
@@ -107,6 +109,34 @@ void DownstreamPool::retire(net::TcpConnection* c) {
   e.deadline = uv_now(loop_) + kQuitTimeoutMs;
   c->write("QUIT\r\n");
   arm_timer();
+}
+
+bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greeting, const History& history,
+                               const std::shared_ptr<const Runtime>& runtime) {
+  if (draining_ || shut_down_ || !runtime_ || !compatible(*runtime)) return false;
+  const auto& d = runtime_->config.downstream;
+  if (history.sessions >= d.pool_max_sessions || greeting.klass() != 2) return false;
+  if (history.last_sent_ms + static_cast<std::uint64_t>(d.pool_max_idle.count()) <= uv_now(loop_)) return false;
+  auto pooled = std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; });
+  if (static_cast<std::size_t>(pooled) >= d.pool_size) {
+    // Full: a connection still on its way in is worth less than this greeted one.
+    auto opening = std::find_if(entries_.begin(), entries_.end(), [](const Entry& e) {
+      return e.phase == Phase::Connecting || e.phase == Phase::Greeting || e.phase == Phase::Ehlo;
+    });
+    if (opening == entries_.end()) return false;
+    discard(opening, false, "a session gave one back");
+  }
+  c->set_events(this);
+  ++open_;
+  Entry& e = entries_.emplace_back();
+  e.connection = c;
+  e.phase = Phase::Idle;
+  e.greeting = greeting;
+  e.history = history;
+  // max_idle counts from the last command the MTA saw, not from now: its smtpd_timeout does.
+  e.deadline = history.last_sent_ms + static_cast<std::uint64_t>(d.pool_max_idle.count());
+  arm_timer();
+  return true;
 }
 
 void DownstreamPool::drain() {
@@ -241,14 +271,14 @@ void DownstreamPool::on_closed(net::TcpConnection& c) {
 void DownstreamPool::arm_timer() {
   if (shut_down_) return;
   std::uint64_t now = uv_now(loop_);
-  std::uint64_t next = refill_soon_ ? now : UINT64_MAX;
+  std::uint64_t next = refill_at_;
   for (const auto& e : entries_) next = std::min(next, e.deadline);
   if (!draining_ && runtime_ && retry_at_ > now) {
     std::size_t pooled = static_cast<std::size_t>(std::count_if(
         entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
     if (pooled < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
   }
-  if (next == UINT64_MAX) {
+  if (next == kNever) {
     uv_timer_stop(&timer_);
     return;
   }
@@ -257,8 +287,8 @@ void DownstreamPool::arm_timer() {
 
 void DownstreamPool::on_timer(uv_timer_t* t) {
   auto* p = static_cast<DownstreamPool*>(t->data);
-  p->refill_soon_ = false;
   std::uint64_t now = uv_now(p->loop_);
+  if (p->refill_at_ <= now) p->refill_at_ = kNever;
   for (auto it = p->entries_.begin(); it != p->entries_.end();) {
     auto next = std::next(it);
     if (it->deadline <= now) {

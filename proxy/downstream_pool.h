@@ -21,6 +21,14 @@
 // The session uses it only when the client's first command is exactly that EHLO; any other first
 // command gets a fresh connection and this one says QUIT (the MTA never sees a state the client
 // did not cause). Off by default: it pays when every client says the same EHLO (a Postfix in front).
+// With downstream.pool.max_sessions N > 1, a connection whose session ended cleanly (the client's
+// QUIT, nothing open, no error from the MTA, no AUTH) comes back here (give_back) instead of
+// saying QUIT, and serves up to N client sessions in all. The MTA sees one SMTP session in which
+// each client's HELO/EHLO resets the state (RFC 5321 4.1.4), as with Postfix's own smtp
+// connection cache. Such a connection is handed out marked `said_helo`: the session uses it only
+// when the client's first command is HELO or EHLO (else the MTA would hold the previous client's
+// HELO); any other gets a fresh connection and this one says QUIT. Returns make the refills, so a
+// take() refills only after kReuseRefillDelayMs.
 // SIGHUP: a new runtime with another downstream address or pool settings empties the pool; the
 // next take() refills it for the new one.
 // Drain: drain() closes the idle and connecting ones and stops refilling; retiring ones go on.
@@ -45,11 +53,19 @@ namespace dotgate::proxy {
 
 class DownstreamPool final : public net::TcpConnection::Events {
  public:
+  // What a connection did before this session (max_sessions > 1): it travels with the connection.
+  struct History {
+    std::size_t sessions = 0;  // client sessions it carried to the end
+    std::size_t junk = 0;      // NOOP and RSET relayed on it (the MTA counts them per connection)
+    bool said_helo = false;    // the MTA holds an earlier client's HELO/EHLO
+    std::uint64_t last_sent_ms = 0;  // uv_now() when it last carried a command: the MTA's idle clock
+  };
   struct Taken {
     net::TcpConnection* connection;  // connected, reading, greeted; the caller must set_events()
     smtp::Reply greeting;            // its greeting, a 2xx
     std::optional<smtp::Reply> ehlo;  // the 2xx reply to "EHLO <ehlo_name>", already sent on it
     std::string ehlo_name;
+    History history;
   };
 
   DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::function<void()> on_finished);
@@ -65,6 +81,12 @@ class DownstreamPool final : public net::TcpConnection::Events {
   // A session is done with `c` (its last reply read, nothing in flight): QUIT, then close on the
   // MTA's reply, its EOF, or kQuitTimeout. The pool owns it from here.
   void retire(net::TcpConnection* c);
+  // max_sessions: a session that ended cleanly offers its connection for the next client; false
+  // when the pool does not want it (full, draining, another downstream, used up): retire() it.
+  // `greeting`: the MTA's greeting on it, which the next client gets; `history` includes the
+  // session that ends now.
+  bool give_back(net::TcpConnection* c, const smtp::Reply& greeting, const History& history,
+                 const std::shared_ptr<const Runtime>& runtime);
 
   void drain();      // no more pooled connections; retiring ones finish
   void shut_down();  // close everything now; on_finished once all is closed
@@ -82,6 +104,10 @@ class DownstreamPool final : public net::TcpConnection::Events {
   static constexpr std::uint64_t kQuitTimeoutMs = 2'000;
   static constexpr std::uint64_t kBackoffMinMs = 1'000;
   static constexpr std::uint64_t kBackoffMaxMs = 30'000;
+  // max_sessions > 1: after a take(), a give_back() usually fills the gap within a session's
+  // length; a connect only if none did by then.
+  static constexpr std::uint64_t kReuseRefillDelayMs = 1'000;
+  static constexpr std::uint64_t kNever = UINT64_MAX;
 
   enum class Phase { Connecting, Greeting, Ehlo, Idle, Quitting };
   struct Entry {
@@ -92,6 +118,7 @@ class DownstreamPool final : public net::TcpConnection::Events {
     std::optional<smtp::Reply> greeting;
     std::optional<smtp::Reply> ehlo;
     std::string ehlo_name;
+    History history;
   };
 
   void open_one();
@@ -112,7 +139,7 @@ class DownstreamPool final : public net::TcpConnection::Events {
   std::size_t open_ = 1;           // connections here not yet closed, plus the timer
   std::uint64_t retry_at_ = 0;     // no new pooled connection before this (backoff)
   std::uint64_t backoff_ = 0;      // 0: no failure since the last success
-  bool refill_soon_ = false;     // a take() left a gap: fill it from the timer, right away
+  std::uint64_t refill_at_ = kNever;  // a take() left a gap: fill it from the timer then (uv_now ms)
   bool draining_ = false;
   bool shut_down_ = false;
 };

@@ -239,10 +239,11 @@ void Session::pump() {
         }
         break;  // resumes when the downstream is ready
       }
-      if (speculated_ehlo_ && !speculation_fits(p.command)) {
-        drop_speculated();
+      if ((speculated_ehlo_ || reused_unproven_) && !speculation_fits(p.command)) {
+        drop_unfit_pooled();
         continue;  // phase None: a fresh connection for this command
       }
+      reused_unproven_ = false;
       smtp::Command cmd = std::move(p.command);
       parked_.reset();
       if (speculated_ehlo_) {
@@ -422,6 +423,7 @@ void Session::proceed(smtp::Command cmd) {
     case Verb::Helo:
       helo_name_ = cmd.argument;
       helo_verb_ = cmd.verb;
+      downstream_history_.said_helo = true;
       barrier_ = true;  // the reply decides what may follow (PIPELINING)
       break;
     case Verb::Mail:
@@ -445,13 +447,19 @@ void Session::proceed(smtp::Command cmd) {
       break;
     case Verb::Auth:
       barrier_ = true;  // a 334 means the next line is not a command
+      downstream_reusable_ = false;  // the MTA's session is authenticated now: never another client's
       break;
     case Verb::Rset:
       // Now, not at its reply: a MAIL pipelined right after it starts the next transaction, and
       // the RSET's 250 (RFC 5321: RSET always succeeds) must not wipe that one.
       reset_transaction();
+      ++downstream_history_.junk;
+      break;
+    case Verb::Noop:
+      ++downstream_history_.junk;
       break;
     default:
+      downstream_reusable_ = false;  // a command we do not follow: its effect on the MTA is unknown
       break;
   }
   slot.generation = tx_generation_;

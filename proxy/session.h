@@ -45,6 +45,7 @@
 #include "lib/smtp/reply.h"
 #include "lib/spool/spool.h"
 #include "policies/chain.h"
+#include "proxy/downstream_pool.h"
 #include "proxy/replies.h"
 #include "proxy/runtime.h"
 
@@ -97,6 +98,9 @@ class Session final : public net::TcpConnection::Events {
   static constexpr std::size_t kMaxClientBuffer = 64 * 1024;
   // Downstream write queue above which the client is not read (a slow MTA slows the client).
   static constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
+  // NOOP and RSET on one downstream connection past which it goes to no further client: Postfix
+  // counts them per connection and starts penalising at smtpd_junk_command_limit (100).
+  static constexpr std::size_t kMaxReusedJunk = 50;
 
   enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
   // Replaying: the EHLO/HELO on a fresh connection. ReplayingMessage: MAIL, RCPTs and DATA of a
@@ -222,9 +226,9 @@ class Session final : public net::TcpConnection::Events {
   // downstream side
   void connect_downstream(bool replay, bool use_pool = true);
   void replace_dead_pooled();
-  bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes
+  bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes, or keeps it (max_sessions)
   bool speculation_fits(const smtp::Command& cmd) const;
-  void drop_speculated();
+  void drop_unfit_pooled();
   void answer_from_speculation(smtp::Command cmd);
   void send_downstream(std::string_view bytes);
   void on_downstream_reply(smtp::Reply reply);
@@ -277,7 +281,15 @@ class Session final : public net::TcpConnection::Events {
   std::optional<smtp::Reply> speculated_ehlo_;
   std::string speculated_name_;
   bool speculated_used_ = false;  // the EHLO was answered so: a fresh connection must replay it
-  bool no_pool_ = false;          // a speculated connection did not fit this client: no more
+  bool no_pool_ = false;          // a speculated or reused connection did not fit this client: no more
+  // downstream.pool.max_sessions (downstream_pool.h): what the connection carried before this
+  // session and since, its greeting (the next client's if it goes back to the pool), whether the
+  // MTA still holds an earlier client's HELO (the first command must then be HELO/EHLO), and
+  // whether this session left anything the next client must not inherit (an error, AUTH, ...).
+  DownstreamPool::History downstream_history_;
+  std::optional<smtp::Reply> downstream_greeting_;
+  bool reused_unproven_ = false;
+  bool downstream_reusable_ = true;
   smtp::EhloCapabilities downstream_caps_;
   bool downstream_pipelining_ = false;
   std::size_t downstream_in_flight_ = 0;  // commands sent, replies not yet received

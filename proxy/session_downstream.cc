@@ -25,12 +25,19 @@ void Session::connect_downstream(bool replay, bool use_pool) {
   resend_after_greeting_.clear();
   speculated_ehlo_.reset();
   speculated_used_ = false;
+  downstream_history_ = {};
+  downstream_greeting_.reset();
+  reused_unproven_ = false;
+  downstream_reusable_ = true;
   DownstreamPool* pool = use_pool && !no_pool_ ? host_.downstream_pool() : nullptr;
   if (auto taken = pool ? pool->take(runtime_) : std::nullopt) {
     downstream_ = taken->connection;
     downstream_->set_events(this);
     ++open_handles_;
     pooled_untested_ = true;
+    downstream_history_ = taken->history;
+    // A replay says HELO/EHLO first, which resets whatever an earlier client left.
+    reused_unproven_ = taken->history.said_helo && !replay;
     if (taken->ehlo && replay) {
       if (helo_verb_ == smtp::Verb::Ehlo && helo_name_ == taken->ehlo_name) {
         // The replay this fresh connection needs is the very EHLO it said already.
@@ -84,6 +91,7 @@ void Session::on_connected(net::TcpConnection& c, int status) {
 
 void Session::send_downstream(std::string_view bytes) {
   if (!downstream_) return;
+  downstream_history_.last_sent_ms = uv_now(host_.loop());
   if (pooled_untested_) untested_sent_.append(bytes);  // one command line at most (see session.h)
   downstream_->write(bytes);
 }
@@ -109,16 +117,21 @@ void Session::replace_dead_pooled() {
   }
 }
 
-// downstream.pool.ehlo: does the client's first command match what the connection said ahead?
+// Does the client's first command fit the pooled connection's state? downstream.pool.ehlo: it must
+// be exactly the EHLO the connection said ahead. A connection an earlier session gave back: it
+// must be HELO or EHLO, which resets what the earlier client left (RFC 5321 4.1.4).
 bool Session::speculation_fits(const smtp::Command& cmd) const {
-  return cmd.verb == smtp::Verb::Ehlo && cmd.argument == speculated_name_;
+  if (reused_unproven_ && cmd.verb != smtp::Verb::Ehlo && cmd.verb != smtp::Verb::Helo) return false;
+  return !speculated_ehlo_ || (cmd.verb == smtp::Verb::Ehlo && cmd.argument == speculated_name_);
 }
 
-// It does not: the MTA on this connection holds another EHLO than the client's. QUIT it (never
-// used for this client) and open a fresh connection, without the pool (all of it said that EHLO).
-void Session::drop_speculated() {
-  log::debug("speculated EHLO does not fit, fresh downstream connection", {{"client", peer_}});
+// It does not: the MTA on this connection holds another EHLO (or HELO) than the client's. QUIT it
+// (never used for this client) and open a fresh connection, without the pool (all of it said that
+// EHLO; a reused one is as likely to hold an earlier client's).
+void Session::drop_unfit_pooled() {
+  log::debug("pooled connection does not fit the first command, fresh downstream connection", {{"client", peer_}});
   speculated_ehlo_.reset();
+  reused_unproven_ = false;
   if (DownstreamPool* pool = host_.downstream_pool(); pool && downstream_) {
     pool->retire(downstream_);
     downstream_ = nullptr;
@@ -154,6 +167,19 @@ bool Session::retire_downstream() {
   if (!pool || !downstream_ || downstream_->closing() || phase_ != DownstreamPhase::Ready ||
       downstream_in_flight_ > 0 || state_ != State::Command || !reply_parser_.idle())
     return false;
+  // max_sessions: the next client may have it, if nothing of this session would follow it there.
+  if (downstream_reusable_ && downstream_greeting_ && !tx_.open && !replay_.active &&
+      downstream_history_.junk < kMaxReusedJunk) {
+    DownstreamPool::History history = downstream_history_;
+    ++history.sessions;
+    history.said_helo = history.said_helo || !helo_name_.empty();
+    if (pool->give_back(downstream_, *downstream_greeting_, history, runtime_)) {
+      host_.counters().downstream_reused.fetch_add(1, std::memory_order_relaxed);
+      downstream_ = nullptr;
+      --open_handles_;
+      return true;
+    }
+  }
   pool->retire(downstream_);
   downstream_ = nullptr;
   --open_handles_;  // its on_closed goes to the pool; the timers keep this above zero
@@ -227,6 +253,9 @@ void Session::abort_downstream() {
 }
 
 void Session::on_downstream_reply(smtp::Reply reply) {
+  // The MTA counts errors per connection (Postfix: smtpd_soft/hard_error_limit); a next client
+  // must not start with this one's.
+  if (reply.klass() >= 4) downstream_reusable_ = false;
   switch (phase_) {
     case DownstreamPhase::Greeting:
       on_greeting(std::move(reply));
@@ -273,6 +302,7 @@ void Session::on_downstream_reply(smtp::Reply reply) {
 }
 
 void Session::on_greeting(smtp::Reply reply) {
+  if (reply.klass() == 2) downstream_greeting_ = reply;
   if (replay_helo_) {
     // A fresh connection for the next transaction: the client saw its greeting long ago.
     if (reply.klass() != 2) {
@@ -281,6 +311,7 @@ void Session::on_greeting(smtp::Reply reply) {
       return;
     }
     phase_ = DownstreamPhase::Replaying;
+    downstream_history_.said_helo = true;
     std::string wire = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_ + "\r\n";
     send_downstream(wire);
     arm_downstream_timer();

@@ -113,6 +113,8 @@ void read_downstream(Node& node, DownstreamConfig& d) {
     if (auto m = n->member("size")) d.pool_size = static_cast<std::size_t>(m->as_uint(0, 64));
     // Past 290 s Postfix's own smtpd_timeout (300 s) would close it first.
     if (auto m = n->member("max_idle")) d.pool_max_idle = m->as_seconds(290, false);
+    // Exim's smtp_accept_max_per_connection is 1000 messages: stay well under any such limit.
+    if (auto m = n->member("max_sessions")) d.pool_max_sessions = static_cast<std::size_t>(m->as_uint(1, 1000));
     // Goes on the wire after "EHLO ": the same rule as smtp.hostname (no CR, LF or space).
     if (auto m = n->member("ehlo")) {
       d.pool_ehlo = m->as_string();

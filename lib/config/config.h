@@ -55,6 +55,9 @@ struct DownstreamConfig {
   // When set, each pooled connection also says "EHLO <pool_ehlo>" ahead of time; a client whose
   // first command is exactly that EHLO gets the MTA's reply to it at once (downstream_pool.h).
   std::string pool_ehlo;
+  // Client sessions one pooled connection may carry, one after another (downstream_pool.h);
+  // 1: each connection says QUIT after its session.
+  std::size_t pool_max_sessions = 1;
 };
 
 struct SmtpConfig {

@@ -46,7 +46,7 @@ struct Totals {
   std::array<std::uint64_t, std::size(kDownstreamErrors)> downstream_errors{};
   std::array<std::uint64_t, std::size(kDirections)> bytes{};
   std::array<std::uint64_t, 6> replies{};
-  std::uint64_t deferred = 0, prdr = 0;
+  std::uint64_t deferred = 0, prdr = 0, reused = 0;
   std::array<std::uint64_t, std::size(kPrdrOutcomes)> prdr_recipients{};
   std::array<std::uint64_t, std::size(kLookupResults)> profile_lookups{};
 
@@ -60,6 +60,7 @@ struct Totals {
     for (std::size_t i = 0; i < replies.size(); ++i) replies[i] += load(w.replies_by_class[i]);
     deferred += load(w.recipients_deferred);
     prdr += load(w.prdr_transactions);
+    reused += load(w.downstream_reused);
     for (std::size_t i = 0; i < prdr_recipients.size(); ++i) prdr_recipients[i] += load(w.prdr_recipients[i]);
     for (std::size_t i = 0; i < profile_lookups.size(); ++i) profile_lookups[i] += load(w.profile_lookups[i]);
   }
@@ -122,6 +123,9 @@ std::string Metrics::render() const {
   family(out, "dotgate_recipients_deferred_total", "counter",
          "Recipients deferred (451/452 4.5.3) to split a transaction by profile.");
   sample(out, "dotgate_recipients_deferred_total", "", t.deferred);
+  family(out, "dotgate_downstream_reused_total", "counter",
+         "Downstream connections a session gave back to the pool for the next client (pool.max_sessions).");
+  sample(out, "dotgate_downstream_reused_total", "", t.reused);
   family(out, "dotgate_prdr_transactions_total", "counter", "Messages answered per recipient (PRDR).");
   sample(out, "dotgate_prdr_transactions_total", "", t.prdr);
   family(out, "dotgate_prdr_recipients_total", "counter", "Per-recipient PRDR replies, by outcome.");

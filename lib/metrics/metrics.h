@@ -35,6 +35,7 @@ struct WorkerCounters {
   std::array<Counter, 6> replies_by_class{};  // index = first digit (2..5 used)
   Counter recipients_deferred{0};  // split: a recipient of a second profile got 451/452 4.5.3
   Counter prdr_transactions{0};    // messages answered with per-recipient replies
+  Counter downstream_reused{0};    // pool.max_sessions: a session's connection kept for the next client
   std::array<Counter, static_cast<int>(PrdrOutcome::kCount)> prdr_recipients{};
   std::array<Counter, static_cast<int>(ProfileLookupResult::kCount)> profile_lookups{};  // one per RCPT looked up
 

@@ -46,11 +46,13 @@ ADMIN_PORT=$((BASE + 3))
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 POOL=${BENCH_POOL:-2}
 POOL_EHLO=${BENCH_POOL_EHLO:-0}
+MAX_SESSIONS=${BENCH_MAX_SESSIONS:-1}
 HELO_NAME=bench.example
 POOL_JSON=off  # BENCH_POOL=0: no "pool" key at all, so a dotgate from before the pool runs too
 if [ "$POOL" != 0 ]; then
   POOL_JSON="{\"size\": $POOL, \"max_idle\": 60"
   [ "$POOL_EHLO" = 1 ] && POOL_JSON="$POOL_JSON, \"ehlo\": \"$HELO_NAME\""
+  [ "$MAX_SESSIONS" != 1 ] && POOL_JSON="$POOL_JSON, \"max_sessions\": $MAX_SESSIONS"
   POOL_JSON="$POOL_JSON}"
 fi
 WORK=${BENCH_DIR:-$(mktemp -d /tmp/dotgate-bench.XXXXXX)}

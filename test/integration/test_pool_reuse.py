@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""test/integration/test_pool_reuse.py — downstream.pool.max_sessions: one MTA connection, many clients.
+
+Covers: a session that ended cleanly (QUIT, no error from the MTA) gives its connection back and
+the next client gets the same connection's greeting and carries on over it, its own HELO/EHLO
+resetting the MTA's state; the MTA receives each message once, on that connection; max_sessions
+bounds how many sessions one connection carries; a session with an MTA error, an unknown command
+relayed, AUTH, an open transaction or a client that drops without QUIT never passes its connection
+on; a reused connection whose next client starts with anything but HELO/EHLO is not used (the MTA
+would hold the earlier client's HELO): that client gets a fresh connection and the old one says QUIT;
+max_idle counts from the last command the MTA saw; the metric counts reuses; max_sessions 1 (the
+default) keeps the old behaviour. Downstream: fake_mta.py, whose per-connection event log says which
+connection carried what.
+"""
+
+import time
+
+from harness import IntegrationTest, main, wait_until
+
+MESSAGE = b"Subject: reuse\r\n\r\nover a connection an earlier client used\r\n"
+
+
+def reuse(max_sessions=3, size=1, max_idle=60):
+    return {"downstream": {"pool": {"size": size, "max_idle": max_idle, "max_sessions": max_sessions}}}
+
+
+class PoolReuseTest(IntegrationTest):
+
+    def wait_pooled(self, fake, n=1):
+        wait_until(lambda: len(fake.connections()) >= n, 5.0, what="%d pooled connection(s)" % n)
+        time.sleep(0.2)  # its greeting read by dotgate
+
+    def closed(self, fake, conn):
+        return any(e["event"] == "close" and e["conn"] == conn for e in fake.events())
+
+    def session(self, dg, mail, rcpt, helo="EHLO client.example", quit=True):
+        """One client: greeting, HELO/EHLO, one message, QUIT. Returns the greeting."""
+        c = dg.client()
+        g = c.greeting()
+        self.assertReply(g, 220)
+        self.assertReply(c.converse(helo), 250)
+        replies = c.send_message(mail, [rcpt], MESSAGE, ehlo=False)
+        self.assertEqual([r.code for r in replies], [250, 250, 354, 250])
+        if quit:
+            self.assertReply(c.converse("QUIT"), 221)
+            self.assertTrue(c.wait_closed(5))
+        else:
+            c.close()
+        return g
+
+    def test_next_client_carries_on_over_the_same_connection(self):
+        fake = self.fake({"rules": [{"command": "CONNECT", "connection": 1, "reply": "220 first.example ESMTP"}]})
+        dg = self.dotgate(fake.port, reuse(3))
+        self.wait_pooled(fake)
+        g1 = self.session(dg, "a@example.org", "one@example.net")
+        g2 = self.session(dg, "b@example.org", "two@example.net", helo="HELO other.example")
+        self.assertIn(b"first.example", g1.raw)
+        self.assertIn(b"first.example", g2.raw)  # the same connection's greeting, again
+        msgs = fake.wait_for(2)
+        self.assertEqual([m["conn"] for m in msgs], [1, 1])
+        self.assertEqual([m["rcpts"] for m in msgs], [["RCPT TO:<one@example.net>"], ["RCPT TO:<two@example.net>"]])
+        self.assertEqual([m["data"] for m in msgs], [MESSAGE, MESSAGE])
+        # The second client's own HELO reset the MTA's session; no QUIT in between.
+        self.assertEqual(fake.commands(1), [
+            "EHLO client.example", "MAIL FROM:<a@example.org>", "RCPT TO:<one@example.net>", "DATA", ".",
+            "HELO other.example", "MAIL FROM:<b@example.org>", "RCPT TO:<two@example.net>", "DATA", "."])
+        self.assertFalse(self.closed(fake, 1))
+        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total"), 2)
+
+    def test_max_sessions_bounds_a_connection(self):
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(2))
+        self.wait_pooled(fake)
+        for i in range(3):
+            self.session(dg, "a@example.org", "r%d@example.net" % i)
+        msgs = fake.wait_for(3)
+        self.assertEqual(msgs[0]["conn"], 1)
+        self.assertEqual(msgs[1]["conn"], 1)
+        self.assertNotEqual(msgs[2]["conn"], 1)
+        # Its second session was its last: the MTA got QUIT on it.
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed")
+        self.assertEqual(fake.commands(1)[-1], "QUIT")
+        self.assertEqual(fake.commands(1).count("EHLO client.example"), 2)
+
+    def test_first_command_other_than_helo_gets_a_fresh_connection(self):
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(3))
+        self.wait_pooled(fake)
+        self.session(dg, "a@example.org", "one@example.net")
+        # This client skips HELO: on connection 1 the MTA still holds the first client's EHLO.
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        replies = c.send_message("b@example.org", ["two@example.net"], MESSAGE, ehlo=False)
+        self.assertEqual([r.code for r in replies], [250, 250, 354, 250])
+        self.assertReply(c.converse("QUIT"), 221)
+        msgs = fake.wait_for(2)
+        self.assertEqual(msgs[0]["conn"], 1)
+        self.assertNotEqual(msgs[1]["conn"], 1)
+        fresh = msgs[1]["conn"]
+        self.assertEqual(fake.commands(fresh)[0], "MAIL FROM:<b@example.org>")  # no HELO was said there
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed")
+        self.assertEqual(fake.commands(1)[-1], "QUIT")
+        self.assertNotIn("MAIL FROM:<b@example.org>", fake.commands(1))
+
+    def assertNotPassedOn(self, fake, dg, first_session):
+        """`first_session(client)` runs one client on connection 1; the next client must not get it."""
+        self.wait_pooled(fake)
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        first_session(c)
+        self.assertReply(c.converse("QUIT"), 221)
+        self.assertTrue(c.wait_closed(5))
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed after its session")
+        self.session(dg, "b@example.org", "two@example.net")
+        msgs = fake.wait_for(1)
+        self.assertNotEqual(msgs[-1]["conn"], 1)
+        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
+
+    def test_a_session_with_an_mta_error_is_not_passed_on(self):
+        # The MTA counts errors per connection (Postfix's smtpd_hard_error_limit).
+        fake = self.fake({"rules": [{"command": "RCPT", "connection": 1, "reply": "550 5.1.1 no such user"}]})
+        dg = self.dotgate(fake.port, reuse(3))
+
+        def refused_rcpt(c):
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
+            self.assertReply(c.converse("RCPT TO:<nobody@example.net>"), 550)
+            self.assertReply(c.converse("RSET"), 250)
+        self.assertNotPassedOn(fake, dg, refused_rcpt)
+
+    def test_a_session_that_relayed_an_unknown_command_is_not_passed_on(self):
+        fake = self.fake({"rules": [{"command": "XSTATE", "reply": "250 2.0.0 state changed"}]})
+        dg = self.dotgate(fake.port, reuse(3))
+
+        def unknown(c):
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.converse("XSTATE on"), 250)
+        self.assertNotPassedOn(fake, dg, unknown)
+
+    def test_an_open_transaction_is_not_passed_on(self):
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(3))
+
+        def open_tx(c):
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
+        self.assertNotPassedOn(fake, dg, open_tx)
+
+    def test_a_client_that_drops_without_quit_passes_nothing_on(self):
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(3))
+        self.wait_pooled(fake)
+        self.session(dg, "a@example.org", "one@example.net", quit=False)
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed")
+        self.session(dg, "b@example.org", "two@example.net")
+        msgs = fake.wait_for(2)
+        self.assertEqual(msgs[0]["conn"], 1)
+        self.assertNotEqual(msgs[1]["conn"], 1)
+
+    def test_auth_is_never_passed_on(self):
+        fake = self.fake({"ehlo": ["250-fake.example", "250-PIPELINING", "250 AUTH PLAIN"],
+                          "rules": [{"command": "AUTH", "reply": "235 2.7.0 Authentication successful"}]})
+        dg = self.dotgate(fake.port, dict(reuse(3), smtp={"auth_passthrough": True}))
+
+        def auth(c):
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.converse("AUTH PLAIN AHVzZXIAcGFzcw=="), 235)
+        self.assertNotPassedOn(fake, dg, auth)
+
+    def test_max_idle_counts_from_the_last_command_the_mta_saw(self):
+        # The client idles 1.5 s before its QUIT: with max_idle 1 s the MTA's idle clock is past it.
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(3, max_idle=1))
+        self.wait_pooled(fake)
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.ehlo(), 250)
+        time.sleep(1.5)
+        self.assertReply(c.converse("QUIT"), 221)
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed, not pooled again")
+        self.assertEqual(fake.commands(1), ["EHLO client.example", "QUIT"])
+
+    def test_default_is_one_session_per_connection(self):
+        fake = self.fake()
+        dg = self.dotgate(fake.port, {"downstream": {"pool": {"size": 1, "max_idle": 60}}})
+        self.wait_pooled(fake)
+        self.session(dg, "a@example.org", "one@example.net")
+        self.session(dg, "b@example.org", "two@example.net")
+        msgs = fake.wait_for(2)
+        self.assertNotEqual(msgs[0]["conn"], msgs[1]["conn"])
+        wait_until(lambda: self.closed(fake, msgs[0]["conn"]), 5.0, what="first connection closed")
+        self.assertEqual(fake.commands(msgs[0]["conn"])[-1], "QUIT")
+
+
+if __name__ == "__main__":
+    main()
