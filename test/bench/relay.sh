@@ -21,7 +21,7 @@
 #
 # dotgate keeps BENCH_POOL (2) pre-greeted downstream connections (downstream.pool.size; 0: off, and
 # no "pool" key, so a dotgate from before the pool runs too). BENCH_POOL_EHLO=1 adds
-# downstream.pool.ehlo "bench.example"; it does not pay here: smtp-source says HELO, not EHLO, so
+# downstream.pool.ehlo "bench.example"; BENCH_MAX_SESSIONS=N sets downstream.pool.max_sessions. The ehlo one does not pay here: smtp-source says HELO, not EHLO, so
 # every speculated connection is dropped for a fresh one. See README.md, "Downstream connection pool".
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
 # BENCH_IDLE (5000), BENCH_PORT_BASE (22025; keep it below the ephemeral range, 32768+, which the bench's own clients use), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.

@@ -101,6 +101,7 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"downstream": {"pool": {"max_idle": 300}}})",
        "downstream.pool.max_idle: expected number of seconds > 0 and <= 290"},
       {R"({"downstream": {"pool": {"idle": 5}}})", "downstream.pool.idle: unknown key"},
+      {R"({"downstream": {"pool": {"max_sessions": 0}}})", "downstream.pool.max_sessions: expected integer in 1..1000"},
       {R"({"downstream": {"pool": {"ehlo": "a b"}}})",
        "downstream.pool.ehlo: expected a domain name (letters, digits, '-', '.') or [address]"},
       // admin
@@ -180,6 +181,7 @@ TEST_CASE("config: an empty object gives the defaults of config.h") {
   CHECK(c.downstream.pool_size == 0);
   CHECK(c.downstream.pool_max_idle == 60s);
   CHECK(c.downstream.pool_ehlo.empty());
+  CHECK(c.downstream.pool_max_sessions == 1);
   CHECK(c.admin.to_string() == "127.0.0.1:8025");
   CHECK(c.admin_enabled);
   CHECK(c.workers == 0);
@@ -209,7 +211,7 @@ TEST_CASE("config: every key set to a non-default value") {
   Config c = parse_config(json::parse(R"({
     "listeners": [{"address": "0.0.0.0", "port": 25}, {"address": "::", "port": 25}, {"port": 587}],
     "downstream": {"address": "::1", "port": 10025, "connect_timeout": 1.5, "reply_timeout": 60,
-                   "data_end_timeout": 0.25, "pool": {"size": 3, "max_idle": 45.5, "ehlo": "mx.example"}},
+                   "data_end_timeout": 0.25, "pool": {"size": 3, "max_idle": 45.5, "ehlo": "mx.example", "max_sessions": 100}},
     "admin": {"address": "::", "port": 9000, "enabled": false},
     "workers": 4,
     "log": {"format": "json", "level": "debug"},
@@ -233,6 +235,7 @@ TEST_CASE("config: every key set to a non-default value") {
   CHECK(c.downstream.pool_size == 3);
   CHECK(c.downstream.pool_max_idle == 45500ms);
   CHECK(c.downstream.pool_ehlo == "mx.example");
+  CHECK(c.downstream.pool_max_sessions == 100);
   CHECK(c.admin.to_string() == "[::]:9000");
   CHECK_FALSE(c.admin_enabled);
   CHECK(c.workers == 4);

@@ -112,9 +112,9 @@ TEST_CASE("metrics: every sample belongs to a family declared before it, with HE
       ++samples;
     }
   }
-  // connections 3, transactions 4, downstream errors 4, bytes 2, replies 4, deferred 1, PRDR 1 + 3,
-  // profile lookups 3, and the extra renderer's 1
-  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 3 + 3 + 1);
+  // connections 3, transactions 4, downstream errors 4, bytes 2, replies 4, deferred 1, reused
+  // downstream connections 1, PRDR 1 + 3, profile lookups 3, and the extra renderer's 1
+  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 1 + 3 + 3 + 1);
   CHECK(has_line(text, "dotgate_policy_greylist_deferred_total 4"));
   // The extra renderer comes after dotgate's own families.
   CHECK(text.find("dotgate_policy_greylist") > text.find("dotgate_replies_total{class=\"5xx\"}"));
