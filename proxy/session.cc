@@ -423,7 +423,6 @@ void Session::proceed(smtp::Command cmd) {
     case Verb::Helo:
       helo_name_ = cmd.argument;
       helo_verb_ = cmd.verb;
-      downstream_history_.said_helo = true;
       barrier_ = true;  // the reply decides what may follow (PIPELINING)
       break;
     case Verb::Mail:

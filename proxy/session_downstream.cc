@@ -172,6 +172,7 @@ bool Session::retire_downstream() {
       downstream_history_.junk < kMaxReusedJunk) {
     DownstreamPool::History history = downstream_history_;
     ++history.sessions;
+    // Every connection of a session that said HELO/EHLO carries it (relayed, replayed or speculated).
     history.said_helo = history.said_helo || !helo_name_.empty();
     if (pool->give_back(downstream_, *downstream_greeting_, history, runtime_)) {
       host_.counters().downstream_reused.fetch_add(1, std::memory_order_relaxed);
@@ -311,7 +312,6 @@ void Session::on_greeting(smtp::Reply reply) {
       return;
     }
     phase_ = DownstreamPhase::Replaying;
-    downstream_history_.said_helo = true;
     std::string wire = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_ + "\r\n";
     send_downstream(wire);
     arm_downstream_timer();

@@ -102,12 +102,16 @@ class PoolReuseTest(IntegrationTest):
         self.assertEqual(fake.commands(1)[-1], "QUIT")
         self.assertNotIn("MAIL FROM:<b@example.org>", fake.commands(1))
 
-    def assertNotPassedOn(self, fake, dg, first_session):
-        """`first_session(client)` runs one client on connection 1; the next client must not get it."""
+    def assertNotPassedOn(self, conversation, script=None, config=None):
+        """A client says `conversation` ([(command, expected code)]) on connection 1, then QUIT; the
+        next client must not get that connection."""
+        fake = self.fake(script)
+        dg = self.dotgate(fake.port, dict(reuse(3), **(config or {})))
         self.wait_pooled(fake)
         c = dg.client()
         self.assertReply(c.greeting(), 220)
-        first_session(c)
+        for command, code in conversation:
+            self.assertReply(c.converse(command), code, msg=command)
         self.assertReply(c.converse("QUIT"), 221)
         self.assertTrue(c.wait_closed(5))
         wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed after its session")
@@ -118,33 +122,17 @@ class PoolReuseTest(IntegrationTest):
 
     def test_a_session_with_an_mta_error_is_not_passed_on(self):
         # The MTA counts errors per connection (Postfix's smtpd_hard_error_limit).
-        fake = self.fake({"rules": [{"command": "RCPT", "connection": 1, "reply": "550 5.1.1 no such user"}]})
-        dg = self.dotgate(fake.port, reuse(3))
-
-        def refused_rcpt(c):
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
-            self.assertReply(c.converse("RCPT TO:<nobody@example.net>"), 550)
-            self.assertReply(c.converse("RSET"), 250)
-        self.assertNotPassedOn(fake, dg, refused_rcpt)
+        self.assertNotPassedOn(
+            [("EHLO client.example", 250), ("MAIL FROM:<a@example.org>", 250),
+             ("RCPT TO:<nobody@example.net>", 550), ("RSET", 250)],
+            {"rules": [{"command": "RCPT", "connection": 1, "reply": "550 5.1.1 no such user"}]})
 
     def test_a_session_that_relayed_an_unknown_command_is_not_passed_on(self):
-        fake = self.fake({"rules": [{"command": "XSTATE", "reply": "250 2.0.0 state changed"}]})
-        dg = self.dotgate(fake.port, reuse(3))
-
-        def unknown(c):
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.converse("XSTATE on"), 250)
-        self.assertNotPassedOn(fake, dg, unknown)
+        self.assertNotPassedOn([("EHLO client.example", 250), ("XSTATE on", 250)],
+                               {"rules": [{"command": "XSTATE", "reply": "250 2.0.0 state changed"}]})
 
     def test_an_open_transaction_is_not_passed_on(self):
-        fake = self.fake()
-        dg = self.dotgate(fake.port, reuse(3))
-
-        def open_tx(c):
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
-        self.assertNotPassedOn(fake, dg, open_tx)
+        self.assertNotPassedOn([("EHLO client.example", 250), ("MAIL FROM:<a@example.org>", 250)])
 
     def test_a_client_that_drops_without_quit_passes_nothing_on(self):
         fake = self.fake()
@@ -158,14 +146,10 @@ class PoolReuseTest(IntegrationTest):
         self.assertNotEqual(msgs[1]["conn"], 1)
 
     def test_auth_is_never_passed_on(self):
-        fake = self.fake({"ehlo": ["250-fake.example", "250-PIPELINING", "250 AUTH PLAIN"],
-                          "rules": [{"command": "AUTH", "reply": "235 2.7.0 Authentication successful"}]})
-        dg = self.dotgate(fake.port, dict(reuse(3), smtp={"auth_passthrough": True}))
-
-        def auth(c):
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.converse("AUTH PLAIN AHVzZXIAcGFzcw=="), 235)
-        self.assertNotPassedOn(fake, dg, auth)
+        self.assertNotPassedOn([("EHLO client.example", 250), ("AUTH PLAIN AHVzZXIAcGFzcw==", 235)],
+                               {"ehlo": ["250-fake.example", "250-PIPELINING", "250 AUTH PLAIN"],
+                                "rules": [{"command": "AUTH", "reply": "235 2.7.0 Authentication successful"}]},
+                               {"smtp": {"auth_passthrough": True}})
 
     def test_max_idle_counts_from_the_last_command_the_mta_saw(self):
         # The client idles 1.5 s before its QUIT: with max_idle 1 s the MTA's idle clock is past it.
