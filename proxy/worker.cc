@@ -11,6 +11,8 @@ Worker::Worker(Shared& shared, int index)
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &async_, &Worker::on_async);
   async_.data = this;
+  busy_poll_ = std::make_unique<net::BusyPoll>(&loop_, shared.runtime()->config.busy_poll_us);
+  read_buffer_.busy_poll = busy_poll_.get();
   pool_ = std::make_unique<DownstreamPool>(&loop_, &read_buffer_, [this] { maybe_finish(); });
 }
 
@@ -95,6 +97,7 @@ void Worker::on_connection(uv_stream_t* server) {
     session->refuse(server, replies::kTooManyConnections);
   } else {
     pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
+    busy_poll_->set_budget(runtime->config.busy_poll_us);
     session->start(server);
   }
 }
@@ -116,6 +119,8 @@ void Worker::session_closed(Session* session) {
 void Worker::maybe_finish() {
   if (!shutting_down_ || async_closed_ || !sessions_.empty() || listeners_open_ > 0 || !pool_->finished()) return;
   async_closed_ = true;
+  read_buffer_.busy_poll = nullptr;
+  busy_poll_->close(nullptr, nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);  // the last handle: uv_run returns
 }
 

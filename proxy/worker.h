@@ -6,6 +6,7 @@
 // listeners, sends 421 4.3.2 to the sessions left, closes its downstream pool (drain empties it
 // already), lets go of its profile lookup (its client closes once the last session holding it is
 // gone) and its async handle, and its loop ends.
+// With busy_poll_us set it also owns a net::BusyPoll (an idle handle, closed with the async one).
 // No shared mutable state with other workers but the atomics in Shared.
 #pragma once
 
@@ -70,6 +71,7 @@ class Worker final : public SessionHost {
   std::size_t listeners_open_ = 0;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   net::ReadBuffer read_buffer_;
+  std::unique_ptr<net::BusyPoll> busy_poll_;  // polls after reads for worker.busy_poll µs
   std::unique_ptr<DownstreamPool> pool_;  // made once the loop is initialised
   // The profile lookup (cache, connections) for the current config, made on first use; replaced
   // when a reload changes its settings; dropped at shutdown (sessions still holding it keep it).

@@ -291,6 +291,8 @@ Config parse_config(const nlohmann::json& document) {
   if (auto n = root.member("admin")) read_admin(*n, config);
   // More than 1024 event loops is a typo, not a machine.
   if (auto n = root.member("workers")) config.workers = static_cast<int>(n->as_uint(0, 1024));
+  // Past 10 ms the spin outlasts any reply on a LAN: it would only burn the core.
+  if (auto n = root.member("busy_poll_us")) config.busy_poll_us = static_cast<std::uint32_t>(n->as_uint(0, 10'000));
   if (auto n = root.member("log")) read_log(*n, config);
   // Zero is allowed: on SIGTERM, 421 to every session at once.
   if (auto n = root.member("drain_grace")) config.drain_grace = n->as_seconds(kMaxTimeoutSeconds, true);

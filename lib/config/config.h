@@ -94,6 +94,8 @@ struct Config {
   Endpoint admin{"127.0.0.1", 8025};
   bool admin_enabled = true;
   int workers = 0;  // 0: one per core
+  // After each read a worker polls without sleeping for this long (net::BusyPoll); 0: off.
+  std::uint32_t busy_poll_us = 0;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
   std::chrono::milliseconds drain_grace{30'000};

@@ -78,6 +78,7 @@ void TcpConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
     }
     return;
   }
+  if (c->buffer_->busy_poll) c->buffer_->busy_poll->touch();
   c->events_->on_data(*c, std::string_view(buf->base, static_cast<std::size_t>(nread)));
 }
 

@@ -19,6 +19,8 @@
 
 #include <uv.h>
 
+#include "lib/net/busy_poll.h"
+
 namespace dotgate::net {
 
 // One per loop; handed to every connection on it.
@@ -26,6 +28,7 @@ struct ReadBuffer {
   static constexpr std::size_t kSize = 64 * 1024;
   char data[kSize];
   bool in_use = false;
+  BusyPoll* busy_poll = nullptr;  // the loop's, when it polls after reads (worker.busy_poll)
 };
 
 class TcpConnection {

@@ -9,6 +9,9 @@
 #   direct    smtp-source → smtp-sink
 #   haproxy   smtp-source → haproxy (mode tcp, nbthread 1) → smtp-sink
 #   dotgate   smtp-source → dotgate (--workers 1, policies: limits, downstream.pool) → smtp-sink
+#   tuned     the same dotgate binary, configured for speed: downstream.pool size 20 and
+#             max_sessions 100 (MTA connections carried from one client to the next), busy_poll_us
+#             100 (the worker polls 100 µs after each read instead of sleeping)
 # and prints:
 #   - messages/s with 20 parallel sessions, 4 KiB messages, 1 and 5 recipients, and the ratio to
 #     direct (median of BENCH_REPS runs, the targets interleaved in each run so drift hits all);
@@ -23,6 +26,8 @@
 # no "pool" key, so a dotgate from before the pool runs too). BENCH_POOL_EHLO=1 adds
 # downstream.pool.ehlo "bench.example"; BENCH_MAX_SESSIONS=N sets downstream.pool.max_sessions. The ehlo one does not pay here: smtp-source says HELO, not EHLO, so
 # every speculated connection is dropped for a fresh one. See README.md, "Downstream connection pool".
+# BENCH_TUNED=0 leaves the tuned target out; BENCH_TUNED_POOL (20), BENCH_TUNED_MAX_SESSIONS (100),
+# BENCH_TUNED_BUSY_POLL (100) are its settings.
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
 # BENCH_IDLE (5000), BENCH_PORT_BASE (22025; keep it below the ephemeral range, 32768+, which the bench's own clients use), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
 # Every process it starts is stopped by its pid on exit; every step has a time limit.
@@ -43,6 +48,11 @@ DOTGATE_PORT=$BASE
 SINK_PORT=$((BASE + 1))
 HAPROXY_PORT=$((BASE + 2))
 ADMIN_PORT=$((BASE + 3))
+TUNED_PORT=$((BASE + 4))
+TUNED_ADMIN_PORT=$((BASE + 5))
+TUNED=${BENCH_TUNED:-1}
+TUNED_POOL_JSON="{\"size\": ${BENCH_TUNED_POOL:-20}, \"max_idle\": 60, \"max_sessions\": ${BENCH_TUNED_MAX_SESSIONS:-100}}"
+TUNED_BUSY_POLL=${BENCH_TUNED_BUSY_POLL:-100}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 POOL=${BENCH_POOL:-2}
 POOL_EHLO=${BENCH_POOL_EHLO:-0}
@@ -90,7 +100,7 @@ if [ "$(ulimit -n)" -lt "$need" ]; then
   IDLE=$((($(ulimit -n) - 1000) / 2))
 fi
 MAXCONN=$((IDLE + 1000))
-for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT"; do
+for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT" "$TUNED_PORT" "$TUNED_ADMIN_PORT"; do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -137,7 +147,31 @@ wait_port "$DOTGATE_PORT" "$DOTGATE_PID" dotgate
 declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT [dotgate]=$DOTGATE_PORT)
 declare -A TARGET_PID=([haproxy]=$HAPROXY_PID [dotgate]=$DOTGATE_PID)
 TARGETS=(direct haproxy dotgate)
-declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0)
+PROXIES=(haproxy dotgate)
+declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0)
+
+if [ "$TUNED" = 1 ]; then
+  cat >"$WORK/tuned.json" <<EOF
+{
+  "listeners": [{"address": "127.0.0.1", "port": $TUNED_PORT}],
+  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT, "pool": $TUNED_POOL_JSON},
+  "admin": {"address": "127.0.0.1", "port": $TUNED_ADMIN_PORT, "enabled": true},
+  "workers": 1,
+  "busy_poll_us": $TUNED_BUSY_POLL,
+  "log": {"format": "text", "level": "$LOG_LEVEL"},
+  "smtp": {"max_connections": $MAXCONN},
+  "spool": {"directory": "$WORK"},
+  "policies": [{"type": "limits"}]
+}
+EOF
+  "$DOTGATE" --config "$WORK/tuned.json" --workers 1 >"$WORK/tuned.log" 2>&1 &
+  TUNED_PID=$!; PIDS+=("$TUNED_PID")
+  wait_port "$TUNED_PORT" "$TUNED_PID" tuned
+  TARGET_PORT[tuned]=$TUNED_PORT
+  TARGET_PID[tuned]=$TUNED_PID
+  TARGETS+=(tuned)
+  PROXIES+=(tuned)
+fi
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
 declare -A RATE
@@ -172,7 +206,7 @@ for target in "${TARGETS[@]}"; do LAT[$target]=$(median <<<"${lruns[$target]}");
 
 # ---- CPU per message (over all of the proxy's throughput and latency runs) ----------------------
 declare -A CPU
-for target in haproxy dotgate; do
+for target in "${PROXIES[@]}"; do
   CPU[$target]=$(awk -v t="${CPU_TICKS[$target]}" -v n="${CPU_MSGS[$target]}" -v hz="$CLK_TCK" \
                  'BEGIN { if (n == 0) print "-"; else printf "%.3f\n", t * 1000 / hz / n }')
 done
@@ -210,12 +244,15 @@ idle_rss() {  # TARGET: prints KiB per idle session, or FAIL
   awk -v a="$before" -v b="$with" -v n="$IDLE" 'BEGIN { printf "%.1f\n", (b - a) / n }'
 }
 log "memory: $IDLE idle sessions, each greeted, then idle"
-for target in haproxy dotgate; do
+for target in "${PROXIES[@]}"; do
   IDLE_KIB[$target]=$(idle_rss "$target")
   sleep 2  # let the closed sessions go before the next target
 done
 log "dotgate after the idle test: VmRSS $(rss_kib "$DOTGATE_PID") KiB"
 kill -0 "$DOTGATE_PID" 2>/dev/null || die "dotgate died during the benchmark (log: $WORK/dotgate.log)"
+if [ "$TUNED" = 1 ]; then
+  kill -0 "$TUNED_PID" 2>/dev/null || die "the tuned dotgate died during the benchmark (log: $WORK/tuned.log)"
+fi
 
 # ---- summary ------------------------------------------------------------------------------------
 echo
@@ -224,6 +261,7 @@ echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, m
      "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
 echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \
      "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits], downstream.pool $POOL_JSON"
+if [ "$TUNED" = 1 ]; then echo "tuned: the same dotgate, downstream.pool $TUNED_POOL_JSON, busy_poll_us $TUNED_BUSY_POLL"; fi
 echo
 printf '%-8s %11s %6s %11s %6s %12s %6s %11s %15s\n' \
   target "msg/s 1rcpt" ratio "msg/s 5rcpt" ratio "latency ms" ratio "CPU ms/msg" "KiB/idle sess"
@@ -235,19 +273,23 @@ for target in "${TARGETS[@]}"; do
     "${CPU[$target]:--}" "${IDLE_KIB[$target]:--}"
 done
 echo
-# Issue 3's targets for dotgate with one worker.
-d1=${RATE[dotgate,1]} d5=${RATE[dotgate,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]}
-echo "targets (dotgate, one worker):"
-if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then
-  check "throughput >= haproxy's (1 and 5 recipients)" "n/a (a run failed)"
-else
-  check "throughput >= haproxy's (1 rcpt: $d1 vs $h1, 5 rcpt: $d5 vs $h5)" "$(verdict "$d1 >= $h1 && $d5 >= $h5")"
-fi
-lr=$(ratio "${LAT[dotgate]}" "${LAT[direct]}")
-if [ "$lr" = - ]; then check "sequential latency <= 1.5x direct" "n/a"
-else check "sequential latency <= 1.5x direct (${lr}x)" "$(verdict "$lr <= 1.5")"; fi
-ik=${IDLE_KIB[dotgate]}
-if [ "$ik" = FAIL ]; then check "RSS < 16 KiB per idle session" "n/a (idle test failed)"
-else check "RSS < 16 KiB per idle session ($ik KiB)" "$(verdict "$ik < 16")"; fi
+# Issue 3's targets for dotgate with one worker, in each configuration.
+targets() {  # TARGET
+  local t=$1 d1=${RATE[$1,1]} d5=${RATE[$1,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]} lr ik
+  echo "targets ($t, one worker):"
+  if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then
+    check "throughput >= haproxy's (1 and 5 recipients)" "n/a (a run failed)"
+  else
+    check "throughput >= haproxy's (1 rcpt: $d1 vs $h1, 5 rcpt: $d5 vs $h5)" "$(verdict "$d1 >= $h1 && $d5 >= $h5")"
+  fi
+  lr=$(ratio "${LAT[$t]}" "${LAT[direct]}")
+  if [ "$lr" = - ]; then check "sequential latency <= 1.5x direct" "n/a"
+  else check "sequential latency <= 1.5x direct (${lr}x)" "$(verdict "$lr <= 1.5")"; fi
+  ik=${IDLE_KIB[$t]}
+  if [ "$ik" = FAIL ]; then check "RSS < 16 KiB per idle session" "n/a (idle test failed)"
+  else check "RSS < 16 KiB per idle session ($ik KiB)" "$(verdict "$ik < 16")"; fi
+}
+targets dotgate
+if [ "$TUNED" = 1 ]; then targets tuned; fi
 echo
 echo "logs and configs: $WORK"

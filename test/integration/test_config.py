@@ -25,6 +25,7 @@ BAD = [
     ({"downstream": {"pool": {"size": 1, "max_sessions": 0}}}, "downstream.pool.max_sessions"),
     ({"downstream": {"pool": {"size": 1, "max_sessions": 1001}}}, "downstream.pool.max_sessions"),
     ({"downstream": {"pool": {"size": 1, "max_sessions": "3"}}}, "downstream.pool.max_sessions"),
+    ({"busy_poll_us": 10001}, "busy_poll_us"),
     ({"smtp": {"vrfy": 250}}, "smtp.vrfy"),
     ({"downstream": {"port": 70000}}, "downstream.port"),
     ({"downstream": {"reply_timeout": "soon"}}, "downstream.reply_timeout"),

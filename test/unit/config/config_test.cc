@@ -112,6 +112,9 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"workers": -1})", "workers: expected integer in 0..1024"},
       {R"({"workers": 1025})", "workers: expected integer in 0..1024"},
       {R"({"workers": 1.5})", "workers: expected integer"},
+      {R"({"busy_poll_us": -1})", "busy_poll_us: expected integer in 0..10000"},
+      {R"({"busy_poll_us": 10001})", "busy_poll_us: expected integer in 0..10000"},
+      {R"({"busy_poll_us": "100"})", "busy_poll_us: expected integer"},
       {R"({"log": "json"})", "log: expected object"},
       {R"({"log": {"format": "xml"}})", "log.format: expected one of text, json"},
       {R"({"log": {"level": "verbose"}})", "log.level: expected one of trace, debug, info, warn, error, critical, off"},
@@ -185,6 +188,7 @@ TEST_CASE("config: an empty object gives the defaults of config.h") {
   CHECK(c.admin.to_string() == "127.0.0.1:8025");
   CHECK(c.admin_enabled);
   CHECK(c.workers == 0);
+  CHECK(c.busy_poll_us == 0);
   CHECK(c.log_format == dotgate::config::LogFormat::Text);
   CHECK(c.log_level == "info");
   CHECK(c.drain_grace == 30s);
@@ -214,6 +218,7 @@ TEST_CASE("config: every key set to a non-default value") {
                    "data_end_timeout": 0.25, "pool": {"size": 3, "max_idle": 45.5, "ehlo": "mx.example", "max_sessions": 100}},
     "admin": {"address": "::", "port": 9000, "enabled": false},
     "workers": 4,
+    "busy_poll_us": 150,
     "log": {"format": "json", "level": "debug"},
     "drain_grace": 0,
     "smtp": {"hostname": "mx1.example.org", "command_timeout": 10, "data_timeout": 20,
@@ -239,6 +244,7 @@ TEST_CASE("config: every key set to a non-default value") {
   CHECK(c.admin.to_string() == "[::]:9000");
   CHECK_FALSE(c.admin_enabled);
   CHECK(c.workers == 4);
+  CHECK(c.busy_poll_us == 150);
   CHECK(c.log_format == dotgate::config::LogFormat::Json);
   CHECK(c.log_level == "debug");
   CHECK(c.drain_grace == 0s);
