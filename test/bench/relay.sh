@@ -128,49 +128,42 @@ haproxy -db -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
 wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 
-cat >"$WORK/dotgate.json" <<EOF
+# start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA: writes $WORK/NAME.json (POOL_JSON: the
+# downstream.pool object, or "off" for none; EXTRA: more top-level members, each ending in a comma),
+# starts dotgate on it, registers it as target NAME.
+start_dotgate() {
+  local name=$1 port=$2 admin=$3 pool=$4 extra=$5 pid
+  cat >"$WORK/$name.json" <<EOF
 {
-  "listeners": [{"address": "127.0.0.1", "port": $DOTGATE_PORT}],
-  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT$([ "$POOL" != 0 ] && echo ", \"pool\": $POOL_JSON" || true)},
-  "admin": {"address": "127.0.0.1", "port": $ADMIN_PORT, "enabled": true},
-  "workers": 1,
+  "listeners": [{"address": "127.0.0.1", "port": $port}],
+  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT$([ "$pool" != off ] && echo ", \"pool\": $pool" || true)},
+  "admin": {"address": "127.0.0.1", "port": $admin, "enabled": true},
+  "workers": 1, $extra
   "log": {"format": "text", "level": "$LOG_LEVEL"},
   "smtp": {"max_connections": $MAXCONN},
   "spool": {"directory": "$WORK"},
   "policies": [{"type": "limits"}]
 }
 EOF
-"$DOTGATE" --config "$WORK/dotgate.json" --workers 1 >"$WORK/dotgate.log" 2>&1 &
-DOTGATE_PID=$!; PIDS+=("$DOTGATE_PID")
-wait_port "$DOTGATE_PORT" "$DOTGATE_PID" dotgate
+  "$DOTGATE" --config "$WORK/$name.json" --workers 1 >"$WORK/$name.log" 2>&1 &
+  pid=$!; PIDS+=("$pid")
+  wait_port "$port" "$pid" "$name"
+  TARGET_PORT[$name]=$port
+  TARGET_PID[$name]=$pid
+  TARGETS+=("$name")
+  PROXIES+=("$name")
+}
 
-declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT [dotgate]=$DOTGATE_PORT)
-declare -A TARGET_PID=([haproxy]=$HAPROXY_PID [dotgate]=$DOTGATE_PID)
-TARGETS=(direct haproxy dotgate)
-PROXIES=(haproxy dotgate)
+declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT)
+declare -A TARGET_PID=([haproxy]=$HAPROXY_PID)
+TARGETS=(direct haproxy)
+PROXIES=(haproxy)
 declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0)
-
+start_dotgate dotgate "$DOTGATE_PORT" "$ADMIN_PORT" "$POOL_JSON" ""
+DOTGATE_PID=${TARGET_PID[dotgate]}
 if [ "$TUNED" = 1 ]; then
-  cat >"$WORK/tuned.json" <<EOF
-{
-  "listeners": [{"address": "127.0.0.1", "port": $TUNED_PORT}],
-  "downstream": {"address": "127.0.0.1", "port": $SINK_PORT, "pool": $TUNED_POOL_JSON},
-  "admin": {"address": "127.0.0.1", "port": $TUNED_ADMIN_PORT, "enabled": true},
-  "workers": 1,
-  "busy_poll_us": $TUNED_BUSY_POLL,
-  "log": {"format": "text", "level": "$LOG_LEVEL"},
-  "smtp": {"max_connections": $MAXCONN},
-  "spool": {"directory": "$WORK"},
-  "policies": [{"type": "limits"}]
-}
-EOF
-  "$DOTGATE" --config "$WORK/tuned.json" --workers 1 >"$WORK/tuned.log" 2>&1 &
-  TUNED_PID=$!; PIDS+=("$TUNED_PID")
-  wait_port "$TUNED_PORT" "$TUNED_PID" tuned
-  TARGET_PORT[tuned]=$TUNED_PORT
-  TARGET_PID[tuned]=$TUNED_PID
-  TARGETS+=(tuned)
-  PROXIES+=(tuned)
+  start_dotgate tuned "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$TUNED_POOL_JSON" "\"busy_poll_us\": $TUNED_BUSY_POLL,"
+  TUNED_PID=${TARGET_PID[tuned]}
 fi
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
