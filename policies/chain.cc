@@ -65,11 +65,11 @@ bool Chain::is_barrier(std::size_t index) const {
   return run_->hook != Hook::DataEnd || entries_[index].sequential;
 }
 
-void Chain::run(Hook hook, const Envelope& envelope, const std::string& recipient, SpoolRef spool, Done done) {
+void Chain::run(Hook hook, Envelope envelope, std::string recipient, SpoolRef spool, Done done) {
   auto r = std::make_shared<Run>();
   r->hook = hook;
-  r->envelope = envelope;
-  r->recipient = recipient;
+  r->envelope = std::move(envelope);
+  r->recipient = std::move(recipient);
   r->spool = std::move(spool);
   r->done = std::move(done);
   r->slots.assign(entries_.size(), Slot::Idle);
@@ -79,7 +79,7 @@ void Chain::run(Hook hook, const Envelope& envelope, const std::string& recipien
   if (hook != Hook::Mail) {
     // Policies outside this recipient profile are not asked (and cannot fail the message).
     for (std::size_t i = 0; i < entries_.size(); ++i)
-      if (!entries_[i].applies(envelope.profile)) r->slots[i] = Slot::Skipped;
+      if (!entries_[i].applies(r->envelope.profile)) r->slots[i] = Slot::Skipped;
   }
   if (hook == Hook::DataEnd) results_.clear();
   run_ = r;

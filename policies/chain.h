@@ -61,7 +61,7 @@ class Chain {
 
   // `recipient` is for Hook::Rcpt, `spool` for Hook::DataEnd. The run shares the spool: after
   // abandon() required policies may still read it when the session is gone.
-  void run(Hook hook, const Envelope& envelope, const std::string& recipient, SpoolRef spool, Done done);
+  void run(Hook hook, Envelope envelope, std::string recipient, SpoolRef spool, Done done);
   void finished(const Envelope& envelope, Outcome outcome);
   void cancel();
   // The session is going away (client gone, deadline, shutdown) while a hook may be running.

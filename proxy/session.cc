@@ -393,7 +393,7 @@ void Session::run_policy(ParkedCommand& parked) {
   } else {
     env.profile = profile_of(parked.command.address);
   }
-  chain_->run(hook, env, parked.command.address, nullptr, [this](policy::Verdict v) {
+  chain_->run(hook, std::move(env), parked.command.address, nullptr, [this](policy::Verdict v) {
     policy_running_ = false;
     if (state_ == State::Closing || !parked_) return;
     if (v.passed()) {

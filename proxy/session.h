@@ -131,6 +131,12 @@ class Session final : public net::TcpConnection::Events {
     bool profiled = false;  // RCPT: profile known and the split decided (it stays)
   };
 
+  // One policy's answer in the transaction's log line.
+  struct PolicyLogEntry {
+    policy::PolicyResult result;
+    std::string profile;  // "" for the default profile
+  };
+
   struct Transaction {
     bool open = false;  // MAIL accepted downstream
     std::string queue_id;   // ours, for logs and verdict services
@@ -245,10 +251,21 @@ class Session final : public net::TcpConnection::Events {
 
   // transaction and session end
   policy::Envelope envelope() const;
+  // A transaction's log line as plain fields, moved out of the transaction: its JSON is built
+  // when the line is written, after the client's reply, and not at all when info is off.
+  struct TransactionRecord {
+    std::string queue_id, helo, from, reply;
+    std::vector<std::pair<std::string, int>> rcpts;  // address, reply code
+    std::vector<PolicyLogEntry> policies;
+    bool deadline_passed = false;
+    std::uint64_t size = 0, duration_ms = 0;
+    const char* outcome = "";
+  };
   // log_later: the transaction's log line waits in deferred_log_ until emit_deferred_log(), so
   // the client's reply to its dot is written first (the log line is not on its critical path).
   void finish_transaction(policy::Outcome outcome, const smtp::Reply& reply, bool log_later = false);
   void emit_deferred_log();
+  void write_transaction_log(const TransactionRecord& record) const;
   void reset_transaction();
   void fail_session(const ReplySpec& spec, const std::string& reason);
   void close_all();
@@ -306,7 +323,7 @@ class Session final : public net::TcpConnection::Events {
   std::unique_ptr<policy::Chain> chain_;
   bool policy_running_ = false;
   QuarantineWrite* keeping_ = nullptr;          // a fail_keep copy being written; detached at close
-  std::optional<nlohmann::json> deferred_log_;  // a transaction line not written yet (log_later)
+  std::optional<TransactionRecord> deferred_log_;  // a transaction line not written yet (log_later)
   // profile_lookup: the worker's lookup (taken on first use) and the request in flight, during
   // which no command is taken (replies stay in order; pipelined commands wait in client_in_).
   std::shared_ptr<ProfileLookup> profile_lookup_;
@@ -346,7 +363,7 @@ class Session final : public net::TcpConnection::Events {
   };
   struct Judgement {
     std::vector<ProfileRun> runs;
-    std::vector<nlohmann::json> results;  // per policy asked, for the log line
+    std::vector<PolicyLogEntry> results;  // per policy asked, for the log line
     bool starting = false;
     bool finished = false;
   } judgement_;

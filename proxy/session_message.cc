@@ -18,6 +18,9 @@ void Session::feed_data() {
   if (input.empty()) return;
   std::string& out = data_out_;  // reused: no allocation per read on the body's path
   out.clear();
+  // The stream appends line by line: sized once here, not grown by doubling. The output is the
+  // input give or take a few bytes (a CR added to a bare LF, a stuffed dot); growth covers more.
+  out.reserve(input.size() + 64);
   smtp::DataStream::Progress p = data_stream_.feed(input, out);
   client_pos_ += p.consumed;
   if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
@@ -185,8 +188,39 @@ void Session::reset_transaction() {
 
 void Session::emit_deferred_log() {
   if (!deferred_log_) return;
-  nlohmann::json fields = std::move(*deferred_log_);
+  TransactionRecord record = std::move(*deferred_log_);
   deferred_log_.reset();
+  write_transaction_log(record);
+}
+
+void Session::write_transaction_log(const TransactionRecord& record) const {
+  if (!log::enabled(spdlog::level::info)) return;
+  // Filled member by member: nlohmann's initializer lists build a temporary array per pair.
+  nlohmann::json fields = nlohmann::json::object();
+  fields["client"] = peer_;
+  fields["queue_id"] = record.queue_id;
+  fields["helo"] = record.helo;
+  fields["from"] = record.from;
+  nlohmann::json& rcpts = fields["rcpts"] = nlohmann::json::array();
+  for (const auto& [address, code] : record.rcpts) rcpts.push_back(address + ":" + std::to_string(code));
+  fields["size"] = record.size;
+  fields["outcome"] = record.outcome;
+  nlohmann::json& policies = fields["policies"] = nlohmann::json::array();
+  for (const auto& [r, profile] : record.policies) {
+    nlohmann::json& p = policies.emplace_back(nlohmann::json::object());
+    p["name"] = r.name;
+    p["outcome"] = r.outcome;
+    p["ms"] = std::round(r.ms * 100) / 100;
+    if (!r.error.empty()) p["error"] = r.error;
+    if (!profile.empty()) p["profile"] = profile;
+  }
+  if (record.deadline_passed) {
+    nlohmann::json& p = policies.emplace_back(nlohmann::json::object());
+    p["name"] = "*";
+    p["outcome"] = "deadline";
+  }
+  fields["reply"] = record.reply;
+  fields["duration_ms"] = record.duration_ms;
   log::info("transaction", fields);
 }
 
@@ -196,37 +230,31 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   static constexpr const char* kNames[] = {"accepted", "rejected", "tempfailed", "aborted"};
   int o = static_cast<int>(outcome);
   counters_.add(counters_.transactions[static_cast<int>(kMap[o])]);
-  nlohmann::json rcpts = nlohmann::json::array();
+  if (chain_) chain_->finished(envelope(), outcome);
+  emit_deferred_log();  // an earlier transaction's line first: the log stays in order
+  TransactionRecord record;
   if (tx_.prdr && tx_.prdr_codes.size() == tx_.recipients.size()) {
     // PRDR: what each recipient heard after the dot (its RCPT was accepted, or it would not be here)
-    for (std::size_t i = 0; i < tx_.recipients.size(); ++i)
-      rcpts.push_back(tx_.recipients[i] + ":" + std::to_string(tx_.prdr_codes[i]));
-    for (const auto& [address, code] : tx_.recipient_replies)
-      if (code >= 300) rcpts.push_back(address + ":" + std::to_string(code));
+    for (std::size_t i = 0; i < tx_.recipients.size(); ++i) record.rcpts.emplace_back(tx_.recipients[i], tx_.prdr_codes[i]);
+    for (auto& [address, code] : tx_.recipient_replies)
+      if (code >= 300) record.rcpts.emplace_back(std::move(address), code);
   } else {
-    for (const auto& [address, code] : tx_.recipient_replies) rcpts.push_back(address + ":" + std::to_string(code));
+    record.rcpts = std::move(tx_.recipient_replies);
   }
-  std::string reply_text = std::to_string(reply.code);
-  if (!reply.lines.empty()) reply_text += " " + reply.lines.front();
-  nlohmann::json policies = nlohmann::json::array();
-  for (auto& p : judgement_.results) policies.push_back(std::move(p));
-  if (deadline_passed_) policies.push_back({{"name", "*"}, {"outcome", "deadline"}});
-  emit_deferred_log();  // an earlier transaction's line first: the log stays in order
-  nlohmann::json fields = {{"client", peer_},
-                            {"queue_id", tx_.queue_id},
-                            {"helo", helo_name_},
-                            {"from", tx_.mail_from},
-                            {"rcpts", rcpts},
-                            {"size", data_stream_.message_size()},
-                            {"outcome", kNames[o]},
-                            {"policies", policies},
-                            {"reply", reply_text},
-                            {"duration_ms", tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0}};
+  record.reply = std::to_string(reply.code);
+  if (!reply.lines.empty()) record.reply.append(" ").append(reply.lines.front());
+  record.policies = std::move(judgement_.results);
+  record.deadline_passed = deadline_passed_;
+  record.queue_id = std::move(tx_.queue_id);
+  record.helo = helo_name_;
+  record.from = std::move(tx_.mail_from);
+  record.size = data_stream_.message_size();
+  record.outcome = kNames[o];
+  record.duration_ms = tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0;
   if (log_later)
-    deferred_log_ = std::move(fields);
+    deferred_log_ = std::move(record);
   else
-    log::info("transaction", fields);
-  if (chain_) chain_->finished(envelope(), outcome);
+    write_transaction_log(record);
   reset_transaction();
 }
 

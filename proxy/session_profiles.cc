@@ -189,14 +189,9 @@ void Session::start_judgement() {
     env.message_size = data_stream_.message_size();
     env.profile = judgement_.runs[i].profile;
     policy::Chain* chain = i == 0 ? chain_.get() : judgement_.runs[i].chain.get();
-    chain->run(policy::Chain::Hook::DataEnd, env, {}, spool_, [this, i, chain](policy::Verdict v) {
+    chain->run(policy::Chain::Hook::DataEnd, std::move(env), {}, spool_, [this, i, chain](policy::Verdict v) {
       ProfileRun& run = judgement_.runs[i];
-      for (const auto& r : chain->results()) {
-        nlohmann::json p = {{"name", r.name}, {"outcome", r.outcome}, {"ms", std::round(r.ms * 100) / 100}};
-        if (!r.error.empty()) p["error"] = r.error;
-        if (!run.profile.empty()) p["profile"] = run.profile;
-        judgement_.results.push_back(std::move(p));
-      }
+      for (const auto& r : chain->results()) judgement_.results.push_back({r, run.profile});
       run.done = true;
       run.verdict = std::move(v);
       check_judgement();
