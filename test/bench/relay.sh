@@ -26,6 +26,8 @@
 # no "pool" key, so a dotgate from before the pool runs too). BENCH_POOL_EHLO=1 adds
 # downstream.pool.ehlo "bench.example"; BENCH_MAX_SESSIONS=N sets downstream.pool.max_sessions. The ehlo one does not pay here: smtp-source says HELO, not EHLO, so
 # every speculated connection is dropped for a fresh one. See README.md, "Downstream connection pool".
+# BENCH_UVRELAY=1 adds a fifth target, uvrelay: test/bench/uv_relay.c (built here with cc), a blind
+# byte relay on libuv, to tell what the event library costs from what dotgate's own work costs.
 # BENCH_TUNED=0 leaves the tuned target out; BENCH_TUNED_POOL (20), BENCH_TUNED_MAX_SESSIONS (100),
 # BENCH_TUNED_BUSY_POLL (100) are its settings.
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
@@ -50,6 +52,8 @@ HAPROXY_PORT=$((BASE + 2))
 ADMIN_PORT=$((BASE + 3))
 TUNED_PORT=$((BASE + 4))
 TUNED_ADMIN_PORT=$((BASE + 5))
+UVRELAY_PORT=$((BASE + 6))
+UVRELAY=${BENCH_UVRELAY:-0}
 TUNED=${BENCH_TUNED:-1}
 TUNED_POOL_JSON="{\"size\": ${BENCH_TUNED_POOL:-20}, \"max_idle\": 60, \"max_sessions\": ${BENCH_TUNED_MAX_SESSIONS:-100}}"
 TUNED_BUSY_POLL=${BENCH_TUNED_BUSY_POLL:-100}
@@ -100,7 +104,7 @@ if [ "$(ulimit -n)" -lt "$need" ]; then
   IDLE=$((($(ulimit -n) - 1000) / 2))
 fi
 MAXCONN=$((IDLE + 1000))
-for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT" "$TUNED_PORT" "$TUNED_ADMIN_PORT"; do
+for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT" "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$UVRELAY_PORT"; do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -158,12 +162,23 @@ declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT)
 declare -A TARGET_PID=([haproxy]=$HAPROXY_PID)
 TARGETS=(direct haproxy)
 PROXIES=(haproxy)
-declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0)
+declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0)
 start_dotgate dotgate "$DOTGATE_PORT" "$ADMIN_PORT" "$POOL_JSON" ""
 DOTGATE_PID=${TARGET_PID[dotgate]}
 if [ "$TUNED" = 1 ]; then
   start_dotgate tuned "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$TUNED_POOL_JSON" "\"busy_poll_us\": $TUNED_BUSY_POLL,"
   TUNED_PID=${TARGET_PID[tuned]}
+fi
+if [ "$UVRELAY" = 1 ]; then
+  # The reference point: a blind relay on the same event library (test/bench/uv_relay.c).
+  cc -O2 -o "$WORK/uv_relay" "$ROOT/test/bench/uv_relay.c" -luv || die "cannot build uv_relay (apt-get install gcc libuv1-dev)"
+  "$WORK/uv_relay" "$UVRELAY_PORT" "$SINK_PORT" >"$WORK/uvrelay.log" 2>&1 &
+  pid=$!; PIDS+=("$pid")
+  wait_port "$UVRELAY_PORT" "$pid" uvrelay
+  TARGET_PORT[uvrelay]=$UVRELAY_PORT
+  TARGET_PID[uvrelay]=$pid
+  TARGETS+=(uvrelay)
+  PROXIES+=(uvrelay)
 fi
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
@@ -255,6 +270,7 @@ echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, m
 echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \
      "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits], downstream.pool $POOL_JSON"
 if [ "$TUNED" = 1 ]; then echo "tuned: the same dotgate, downstream.pool $TUNED_POOL_JSON, busy_poll_us $TUNED_BUSY_POLL"; fi
+if [ "$UVRELAY" = 1 ]; then echo "uvrelay: test/bench/uv_relay.c, a blind byte relay on libuv (no SMTP, timers, logs or pool)"; fi
 echo
 printf '%-8s %11s %6s %11s %6s %12s %6s %11s %15s\n' \
   target "msg/s 1rcpt" ratio "msg/s 5rcpt" ratio "latency ms" ratio "CPU ms/msg" "KiB/idle sess"
