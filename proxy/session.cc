@@ -32,11 +32,9 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),
       spool_(std::make_shared<spool::Spool>(config_.spool.memory_threshold, config_.spool.directory)),
       chain_(runtime_->policies->make_chain({host.loop(), config_.spool.directory})) {
-  uv_timer_init(host_.loop(), &client_timer_);
-  uv_timer_init(host_.loop(), &downstream_timer_);
+  client_timer_.init(host_.loop(), this);
+  downstream_timer_.init(host_.loop(), this);
   uv_timer_init(host_.loop(), &verdict_timer_);
-  client_timer_.data = this;
-  downstream_timer_.data = this;
   verdict_timer_.data = this;
   open_handles_ = 3;
 }
@@ -506,7 +504,7 @@ void Session::close_if_client_finished() {
 void Session::arm_client_timer() {
   if (state_ == State::Closing) return;
   auto timeout = state_ == State::Data ? config_.smtp.data_timeout : config_.smtp.command_timeout;
-  uv_timer_start(&client_timer_, &Session::on_client_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+  client_timer_.arm(&Session::on_client_timer, static_cast<std::uint64_t>(timeout.count()));
 }
 
 void Session::on_client_timer(uv_timer_t* t) {
@@ -543,14 +541,14 @@ void Session::close_all() {
   cancel_lookup();  // no answer may reach a session on its way out
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   for (auto& run : judgement_.runs) policy::Chain::abandon(std::move(run.chain));  // other profiles
-  uv_timer_stop(&client_timer_);
-  uv_timer_stop(&downstream_timer_);
+  client_timer_.stop();
+  downstream_timer_.stop();
   uv_timer_stop(&verdict_timer_);
   if (downstream_) downstream_->close();  // never a dot: the downstream queues nothing
   if (client_) client_->close_after_flush();  // the last reply still reaches the client
   auto on_timer_closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); };
-  uv_close(reinterpret_cast<uv_handle_t*>(&client_timer_), on_timer_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&downstream_timer_), on_timer_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&client_timer_.handle), on_timer_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&downstream_timer_.handle), on_timer_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&verdict_timer_), on_timer_closed);
 }
 

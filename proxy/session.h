@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 #include <uv.h>
 
+#include "lib/net/lazy_timer.h"
 #include "lib/net/tcp_connection.h"
 #include "lib/smtp/command.h"
 #include "lib/smtp/data_stream.h"
@@ -278,8 +279,8 @@ class Session final : public net::TcpConnection::Events {
 
   net::TcpConnection* client_ = nullptr;
   net::TcpConnection* downstream_ = nullptr;
-  uv_timer_t client_timer_{};
-  uv_timer_t downstream_timer_{};
+  net::LazyTimer client_timer_;      // re-armed on nearly every line: see lazy_timer.h
+  net::LazyTimer downstream_timer_;
   uv_timer_t verdict_timer_{};  // the overall data_end deadline
   int open_handles_ = 0;
   bool counted_open_ = false;

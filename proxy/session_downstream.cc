@@ -71,8 +71,8 @@ void Session::connect_downstream(bool replay, bool use_pool) {
     downstream_failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(rc));
     return;
   }
-  uv_timer_start(&downstream_timer_, &Session::on_downstream_timer,
-                 static_cast<std::uint64_t>(config_.downstream.connect_timeout.count()), 0);
+  downstream_timer_.arm(&Session::on_downstream_timer,
+                        static_cast<std::uint64_t>(config_.downstream.connect_timeout.count()));
 }
 
 void Session::on_connected(net::TcpConnection& c, int status) {
@@ -193,13 +193,13 @@ void Session::arm_downstream_timer() {
                  phase_ == DownstreamPhase::Replaying || phase_ == DownstreamPhase::ReplayingMessage ||
                  downstream_in_flight_ > 0;
   if (!waiting) {
-    uv_timer_stop(&downstream_timer_);
+    downstream_timer_.stop();
     return;
   }
   auto timeout = phase_ == DownstreamPhase::Connecting ? config_.downstream.connect_timeout
                  : state_ == State::DotSent           ? config_.downstream.data_end_timeout
                                                       : config_.downstream.reply_timeout;
-  uv_timer_start(&downstream_timer_, &Session::on_downstream_timer, static_cast<std::uint64_t>(timeout.count()), 0);
+  downstream_timer_.arm(&Session::on_downstream_timer, static_cast<std::uint64_t>(timeout.count()));
 }
 
 void Session::on_downstream_timer(uv_timer_t* t) {
@@ -250,7 +250,7 @@ void Session::abort_downstream() {
   barrier_ = false;
   reply_parser_.reset();
   speculated_ehlo_.reset();
-  uv_timer_stop(&downstream_timer_);
+  downstream_timer_.stop();
 }
 
 void Session::on_downstream_reply(smtp::Reply reply) {
