@@ -278,12 +278,10 @@ void DownstreamPool::arm_timer() {
         entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
     if (pooled < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
   }
-  // A deadline that moves later (a give-back, a refill) leaves the timer where it is: it fires
-  // at the earlier time, finds nothing due and is armed again here. One heap operation less per
-  // session; the pool's deadlines are seconds apart.
-  if (next == kNever) return;
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)) && timer_due_ <= next) return;
-  timer_due_ = next;
+  if (next == kNever) {
+    uv_timer_stop(&timer_);
+    return;
+  }
   uv_timer_start(&timer_, &DownstreamPool::on_timer, next > now ? next - now : 0, 0);
 }
 
@@ -306,7 +304,6 @@ void DownstreamPool::on_timer(uv_timer_t* t) {
     it = next;
   }
   p->fill(p->runtime_);
-  p->arm_timer();  // fill() does not when draining
 }
 
 }  // namespace dotgate::proxy

@@ -136,7 +136,6 @@ class DownstreamPool final : public net::TcpConnection::Events {
   std::shared_ptr<const Runtime> runtime_;  // the one pooled connections were opened for
   std::list<Entry> entries_;                // pooled (Connecting/Greeting/Idle) and retiring
   uv_timer_t timer_{};
-  std::uint64_t timer_due_ = 0;  // when timer_ fires, while it is active
   std::size_t open_ = 1;           // connections here not yet closed, plus the timer
   std::uint64_t retry_at_ = 0;     // no new pooled connection before this (backoff)
   std::uint64_t backoff_ = 0;      // 0: no failure since the last success
