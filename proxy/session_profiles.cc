@@ -10,7 +10,6 @@
 // Which profile: the config rules, or first the lookup service (profile_lookup) when configured:
 // asked at RCPT before the RCPT policies and the split, the answer kept for the transaction.
 #include <algorithm>
-#include <cmath>
 
 #include "lib/log/log.h"
 #include "lib/lookup/profile_cache.h"

@@ -132,6 +132,14 @@ haproxy -db -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
 wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
 
+# add_target NAME PORT PID: a proxy the runs below measure (throughput, latency, CPU, idle RSS).
+add_target() {
+  TARGET_PORT[$1]=$2
+  TARGET_PID[$1]=$3
+  TARGETS+=("$1")
+  PROXIES+=("$1")
+}
+
 # start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA: writes $WORK/NAME.json (POOL_JSON: the
 # downstream.pool object, or "off" for none; EXTRA: more top-level members, each ending in a comma),
 # starts dotgate on it, registers it as target NAME.
@@ -152,10 +160,7 @@ EOF
   "$DOTGATE" --config "$WORK/$name.json" --workers 1 >"$WORK/$name.log" 2>&1 &
   pid=$!; PIDS+=("$pid")
   wait_port "$port" "$pid" "$name"
-  TARGET_PORT[$name]=$port
-  TARGET_PID[$name]=$pid
-  TARGETS+=("$name")
-  PROXIES+=("$name")
+  add_target "$name" "$port" "$pid"
 }
 
 declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT)
@@ -175,10 +180,7 @@ if [ "$UVRELAY" = 1 ]; then
   "$WORK/uv_relay" "$UVRELAY_PORT" "$SINK_PORT" >"$WORK/uvrelay.log" 2>&1 &
   pid=$!; PIDS+=("$pid")
   wait_port "$UVRELAY_PORT" "$pid" uvrelay
-  TARGET_PORT[uvrelay]=$UVRELAY_PORT
-  TARGET_PID[uvrelay]=$pid
-  TARGETS+=(uvrelay)
-  PROXIES+=(uvrelay)
+  add_target uvrelay "$UVRELAY_PORT" "$pid"
 fi
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
