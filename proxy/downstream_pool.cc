@@ -17,6 +17,11 @@ DownstreamPool::DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::fu
   timer_.data = this;
 }
 
+std::size_t DownstreamPool::pooled() const {
+  return static_cast<std::size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
+}
+
 std::size_t DownstreamPool::idle_count() const {
   return static_cast<std::size_t>(
       std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase == Phase::Idle; }));
@@ -42,8 +47,8 @@ void DownstreamPool::fill(std::shared_ptr<const Runtime> runtime) {
     }
     runtime_ = std::move(runtime);
   }
-  std::size_t pooled = static_cast<std::size_t>(std::count_if(
-      entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
+  // Leased connections hold their slots: most come back (max_sessions > 1).
+  std::size_t pooled = this->pooled() + leased_;
   // A reload made the pool smaller (or turned it off): the extra connections go now.
   for (auto it = entries_.begin(); it != entries_.end() && pooled > runtime_->config.downstream.pool_size;) {
     auto next = std::next(it);
@@ -85,13 +90,16 @@ std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<
     out = Taken{it->connection, std::move(*it->greeting), std::move(it->ehlo), std::move(it->ehlo_name), it->history};
     entries_.erase(it);
     --open_;  // the session owns it now (it sets itself as the events target)
+    if (runtime_->config.downstream.pool_max_sessions > 1) {
+      out->leased = true;
+      ++leased_;
+    }
     break;
   }
   // Refill at once, but after this loop iteration: the taker's greeting leaves first, and the
-  // connect(2) and epoll_ctl(2) of the replacement stay off the client's critical path. With
-  // max_sessions > 1 the connections that sessions give back refill it; a connect only if not.
-  std::uint64_t delay = runtime_->config.downstream.pool_max_sessions > 1 ? kReuseRefillDelayMs : 0;
-  refill_at_ = std::min(refill_at_, uv_now(loop_) + delay);
+  // connect(2) and epoll_ctl(2) of the replacement stay off the client's critical path. A leased
+  // connection still fills its slot: nothing to open for it.
+  refill_at_ = std::min(refill_at_, uv_now(loop_));
   arm_timer();
   return out;
 }
@@ -117,8 +125,7 @@ bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greetin
   const auto& d = runtime_->config.downstream;
   if (history.sessions >= d.pool_max_sessions || greeting.klass() != 2) return false;
   if (history.last_sent_ms + static_cast<std::uint64_t>(d.pool_max_idle.count()) <= uv_now(loop_)) return false;
-  auto pooled = std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; });
-  if (static_cast<std::size_t>(pooled) >= d.pool_size) {
+  if (pooled() + leased_ >= d.pool_size) {
     // Full: a connection still on its way in is worth less than this greeted one.
     auto opening = std::find_if(entries_.begin(), entries_.end(), [](const Entry& e) {
       return e.phase == Phase::Connecting || e.phase == Phase::Greeting || e.phase == Phase::Ehlo;
@@ -137,6 +144,13 @@ bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greetin
   e.deadline = history.last_sent_ms + static_cast<std::uint64_t>(d.pool_max_idle.count());
   arm_timer();
   return true;
+}
+
+void DownstreamPool::lease_ended() {
+  if (leased_ > 0) --leased_;
+  // Its slot is free. Filled after this loop iteration, by then a give_back() may have taken it.
+  refill_at_ = std::min(refill_at_, uv_now(loop_));
+  arm_timer();
 }
 
 void DownstreamPool::drain() {
@@ -274,9 +288,7 @@ void DownstreamPool::arm_timer() {
   std::uint64_t next = refill_at_;
   for (const auto& e : entries_) next = std::min(next, e.deadline);
   if (!draining_ && runtime_ && retry_at_ > now) {
-    std::size_t pooled = static_cast<std::size_t>(std::count_if(
-        entries_.begin(), entries_.end(), [](const Entry& e) { return e.phase != Phase::Quitting; }));
-    if (pooled < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
+    if (pooled() + leased_ < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
   }
   if (next == kNever) {
     uv_timer_stop(&timer_);

@@ -188,6 +188,7 @@ void Session::on_drained(net::TcpConnection& c) {
 void Session::on_closed(net::TcpConnection& c) {
   if (&c == client_) client_ = nullptr;
   if (&c == downstream_) downstream_ = nullptr;
+  end_lease(&c);
   handle_closed();
 }
 
@@ -425,6 +426,7 @@ void Session::proceed(smtp::Command cmd) {
       break;
     case Verb::Mail:
       reset_transaction();
+      ++downstream_history_.mails;
       tx_.queue_id = make_queue_id();
       tx_.prdr = cmd.param("PRDR") != nullptr;
       if (tx_.prdr) cmd.line = relayed_mail_line(cmd);  // dotgate answers per recipient itself

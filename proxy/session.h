@@ -102,6 +102,9 @@ class Session final : public net::TcpConnection::Events {
   // NOOP and RSET on one downstream connection past which it goes to no further client: Postfix
   // counts them per connection and starts penalising at smtpd_junk_command_limit (100).
   static constexpr std::size_t kMaxReusedJunk = 50;
+  // MAIL commands on one downstream connection past which it goes to no further client: Exim
+  // refuses MAIL past smtp_accept_max_per_connection (1000) on a connection.
+  static constexpr std::size_t kMaxReusedMails = 500;
 
   enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
   // Replaying: the EHLO/HELO on a fresh connection. ReplayingMessage: MAIL, RCPTs and DATA of a
@@ -236,6 +239,7 @@ class Session final : public net::TcpConnection::Events {
   bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes, or keeps it (max_sessions)
   bool speculation_fits(const smtp::Command& cmd) const;
   void drop_unfit_pooled();
+  void end_lease(const net::TcpConnection* c);  // c was leased_downstream_: tell the pool, once
   void answer_from_speculation(smtp::Command cmd);
   void send_downstream(std::string_view bytes);
   void on_downstream_reply(smtp::Reply reply);
@@ -308,6 +312,9 @@ class Session final : public net::TcpConnection::Events {
   std::optional<smtp::Reply> downstream_greeting_;
   bool reused_unproven_ = false;
   bool downstream_reusable_ = true;
+  // The pooled connection this session holds under a lease (DownstreamPool::Taken::leased): the
+  // pool counts it toward its size until end_lease() says it is given back, retired or closed.
+  net::TcpConnection* leased_downstream_ = nullptr;
   smtp::EhloCapabilities downstream_caps_;
   bool downstream_pipelining_ = false;
   std::size_t downstream_in_flight_ = 0;  // commands sent, replies not yet received

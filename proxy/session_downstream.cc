@@ -33,6 +33,7 @@ void Session::connect_downstream(bool replay, bool use_pool) {
   if (auto taken = pool ? pool->take(runtime_) : std::nullopt) {
     downstream_ = taken->connection;
     downstream_->set_events(this);
+    if (taken->leased) leased_downstream_ = downstream_;
     ++open_handles_;
     pooled_untested_ = true;
     downstream_history_ = taken->history;
@@ -49,6 +50,7 @@ void Session::connect_downstream(bool replay, bool use_pool) {
         pump();
         return;
       }
+      end_lease(downstream_);
       pool->retire(downstream_);  // said another EHLO than this client's: not usable here
       downstream_ = nullptr;
       --open_handles_;
@@ -133,6 +135,7 @@ void Session::drop_unfit_pooled() {
   speculated_ehlo_.reset();
   reused_unproven_ = false;
   if (DownstreamPool* pool = host_.downstream_pool(); pool && downstream_) {
+    end_lease(downstream_);
     pool->retire(downstream_);
     downstream_ = nullptr;
     --open_handles_;
@@ -167,9 +170,10 @@ bool Session::retire_downstream() {
   if (!pool || !downstream_ || downstream_->closing() || phase_ != DownstreamPhase::Ready ||
       downstream_in_flight_ > 0 || state_ != State::Command || !reply_parser_.idle())
     return false;
+  end_lease(downstream_);  // before give_back(): its own slot is the one it may fill again
   // max_sessions: the next client may have it, if nothing of this session would follow it there.
   if (downstream_reusable_ && downstream_greeting_ && !tx_.open && !replay_.active &&
-      downstream_history_.junk < kMaxReusedJunk) {
+      downstream_history_.junk < kMaxReusedJunk && downstream_history_.mails < kMaxReusedMails) {
     DownstreamPool::History history = downstream_history_;
     ++history.sessions;
     // Every connection of a session that said HELO/EHLO carries it (relayed, replayed or speculated).
@@ -185,6 +189,12 @@ bool Session::retire_downstream() {
   downstream_ = nullptr;
   --open_handles_;  // its on_closed goes to the pool; the timers keep this above zero
   return true;
+}
+
+void Session::end_lease(const net::TcpConnection* c) {
+  if (!c || c != leased_downstream_) return;
+  leased_downstream_ = nullptr;
+  if (DownstreamPool* pool = host_.downstream_pool()) pool->lease_ended();
 }
 
 void Session::arm_downstream_timer() {

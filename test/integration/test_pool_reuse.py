@@ -8,8 +8,9 @@ bounds how many sessions one connection carries; a session with an MTA error, an
 relayed, AUTH, an open transaction or a client that drops without QUIT never passes its connection
 on; a reused connection whose next client starts with anything but HELO/EHLO is not used (the MTA
 would hold the earlier client's HELO): that client gets a fresh connection and the old one says QUIT;
-max_idle counts from the last command the MTA saw; the metric counts reuses; max_sessions 1 (the
-default) keeps the old behaviour. Downstream: fake_mta.py, whose per-connection event log says which
+max_idle counts from the last command the MTA saw; the metric counts reuses; a connection lent to a
+session keeps its slot in the pool until it comes back or is closed (then the pool refills);
+max_sessions 1 (the default) keeps the old behaviour. Downstream: fake_mta.py, whose per-connection event log says which
 connection carried what.
 """
 
@@ -115,10 +116,13 @@ class PoolReuseTest(IntegrationTest):
         self.assertReply(c.converse("QUIT"), 221)
         self.assertTrue(c.wait_closed(5))
         wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed after its session")
+        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
+        self.wait_pooled(fake, 2)  # the refill, for the next client
         self.session(dg, "b@example.org", "two@example.net")
         msgs = fake.wait_for(1)
         self.assertNotEqual(msgs[-1]["conn"], 1)
-        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
+        # The next client's clean session gives its own connection back: the only reuse counted.
+        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 1)
 
     def test_a_session_with_an_mta_error_is_not_passed_on(self):
         # The MTA counts errors per connection (Postfix's smtpd_hard_error_limit).
@@ -140,10 +144,60 @@ class PoolReuseTest(IntegrationTest):
         self.wait_pooled(fake)
         self.session(dg, "a@example.org", "one@example.net", quit=False)
         wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed")
+        self.wait_pooled(fake, 2)  # its lease ended with the close: the slot is refilled
         self.session(dg, "b@example.org", "two@example.net")
         msgs = fake.wait_for(2)
         self.assertEqual(msgs[0]["conn"], 1)
         self.assertNotEqual(msgs[1]["conn"], 1)
+
+    def test_a_leased_connection_keeps_its_slot_while_its_session_runs(self):
+        # Two clients hold both pooled connections longer than a second. Their slots are theirs:
+        # the pool opens nothing meanwhile (a fresh connection there would be refused when they come
+        # back, and said QUIT to for nothing), and both connections go back and serve on.
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(10, size=2))
+        self.wait_pooled(fake, 2)
+        clients = [dg.client(), dg.client()]
+        for c in clients:
+            self.assertReply(c.greeting(), 220)
+            self.assertReply(c.converse("EHLO client.example"), 250)
+        time.sleep(1.5)
+        self.assertEqual(fake.connections(), [1, 2])
+        for i, c in enumerate(clients):
+            replies = c.send_message("a@example.org", ["r%d@example.net" % i], MESSAGE, ehlo=False)
+            self.assertEqual([r.code for r in replies], [250, 250, 354, 250])
+            self.assertReply(c.converse("QUIT"), 221)
+            self.assertTrue(c.wait_closed(5))
+        wait_until(lambda: dg.metrics().get("dotgate_downstream_reused_total", 0) == 2, 5.0, what="both given back")
+        self.session(dg, "b@example.org", "three@example.net")
+        msgs = fake.wait_for(3)
+        self.assertEqual(sorted(m["conn"] for m in msgs[:2]), [1, 2])
+        self.assertIn(msgs[2]["conn"], (1, 2))
+        self.assertEqual(fake.connections(), [1, 2])
+        self.assertFalse(self.closed(fake, 1) or self.closed(fake, 2))
+
+    def test_a_connection_with_500_mails_goes_to_no_further_client(self):
+        # Exim refuses MAIL past smtp_accept_max_per_connection (1000) on one connection: a
+        # connection stops being passed on at half that, as with NOOP/RSET against Postfix.
+        fake = self.fake()
+        dg = self.dotgate(fake.port, reuse(3))
+        self.wait_pooled(fake)
+        c = dg.client()
+        self.assertReply(c.greeting(), 220)
+        self.assertReply(c.converse("EHLO client.example"), 250)
+        # MAIL, RCPT and DATA in one write (PIPELINING): two round trips a message, not four.
+        batch = b"MAIL FROM:<a@example.org>\r\nRCPT TO:<r@example.net>\r\nDATA\r\n"
+        for _ in range(500):
+            c.send(batch)
+            self.assertEqual([c.read_reply().code for _ in range(3)], [250, 250, 354])
+            c.send(MESSAGE + b".\r\n")
+            self.assertReply(c.read_reply(), 250)
+        self.assertReply(c.converse("QUIT"), 221)
+        self.assertTrue(c.wait_closed(5))
+        wait_until(lambda: self.closed(fake, 1), 5.0, what="connection 1 closed after 500 MAILs")
+        self.assertEqual(fake.commands(1)[-1], "QUIT")
+        self.assertEqual(len(fake.wait_for(500)), 500)
+        self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
 
     def test_auth_is_never_passed_on(self):
         self.assertNotPassedOn([("EHLO client.example", 250), ("AUTH PLAIN AHVzZXIAcGFzcw==", 235)],
