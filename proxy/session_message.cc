@@ -195,33 +195,50 @@ void Session::emit_deferred_log() {
 
 void Session::write_transaction_log(const TransactionRecord& record) const {
   if (!log::enabled(spdlog::level::info)) return;
-  // Filled member by member: nlohmann's initializer lists build a temporary array per pair.
-  nlohmann::json fields = nlohmann::json::object();
-  fields["client"] = peer_;
-  fields["queue_id"] = record.queue_id;
-  fields["helo"] = record.helo;
-  fields["from"] = record.from;
-  nlohmann::json& rcpts = fields["rcpts"] = nlohmann::json::array();
-  for (const auto& [address, code] : record.rcpts) rcpts.push_back(address + ":" + std::to_string(code));
-  fields["size"] = record.size;
-  fields["outcome"] = record.outcome;
-  nlohmann::json& policies = fields["policies"] = nlohmann::json::array();
+  // Written in place (log/line.h), keys in the order the line always had (sorted, as a json
+  // object's std::map gave them): the line is per message and on the loop.
+  log::Line line = log::start_line(spdlog::level::info, "transaction");
+  line.str("client", peer_).num("duration_ms", record.duration_ms).str("from", record.from).str("helo", record.helo);
+  line.str("outcome", record.outcome);
+  // An array of objects, each with its keys sorted as well.
+  std::string& policies = line.json("policies");
+  policies += '[';
   for (const auto& [r, profile] : record.policies) {
-    nlohmann::json& p = policies.emplace_back(nlohmann::json::object());
-    p["name"] = r.name;
-    p["outcome"] = r.outcome;
-    p["ms"] = std::round(r.ms * 100) / 100;
-    if (!r.error.empty()) p["error"] = r.error;
-    if (!profile.empty()) p["profile"] = profile;
+    policies += policies.back() == '[' ? "{" : ",{";
+    if (!r.error.empty()) {
+      policies += "\"error\":";
+      log::append_json_string(policies, r.error);
+      policies += ',';
+    }
+    policies += "\"ms\":";
+    log::append_json_double(policies, std::round(r.ms * 100) / 100);
+    policies += ",\"name\":";
+    log::append_json_string(policies, r.name);
+    policies += ",\"outcome\":";
+    log::append_json_string(policies, r.outcome);
+    if (!profile.empty()) {
+      policies += ",\"profile\":";
+      log::append_json_string(policies, profile);
+    }
+    policies += '}';
   }
   if (record.deadline_passed) {
-    nlohmann::json& p = policies.emplace_back(nlohmann::json::object());
-    p["name"] = "*";
-    p["outcome"] = "deadline";
+    policies += policies.back() == '[' ? "{" : ",{";
+    policies += "\"name\":\"*\",\"outcome\":\"deadline\"}";
   }
-  fields["reply"] = record.reply;
-  fields["duration_ms"] = record.duration_ms;
-  log::info("transaction", fields);
+  policies += ']';
+  line.str("queue_id", record.queue_id);
+  std::string& rcpts = line.json("rcpts");
+  rcpts += '[';
+  std::string item;
+  for (const auto& [address, code] : record.rcpts) {
+    if (rcpts.back() != '[') rcpts += ',';
+    item.assign(address).append(":").append(std::to_string(code));
+    log::append_json_string(rcpts, item);
+  }
+  rcpts += ']';
+  line.str("reply", record.reply).num("size", record.size);
+  log::write(spdlog::level::info, line);
 }
 
 void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& reply, bool log_later) {

@@ -9,20 +9,6 @@ namespace dotgate::log {
 
 namespace {
 std::atomic<bool> g_json{false};
-
-// Text mode values: bare when they are simple, quoted (JSON string escaping) otherwise, so a
-// line stays parseable when a HELO name or a reply text holds spaces or quotes.
-void append_text_value(std::string& out, const nlohmann::json& v) {
-  if (v.is_string()) {
-    const auto& s = v.get_ref<const std::string&>();
-    bool simple = !s.empty();
-    for (unsigned char c : s)
-      if (c <= ' ' || c == '"' || c == '=' || c >= 0x7f) { simple = false; break; }
-    out += simple ? s : nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else {
-    out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-}
 }  // namespace
 
 bool setup(config::LogFormat format, const std::string& level) {
@@ -37,27 +23,25 @@ bool setup(config::LogFormat format, const std::string& level) {
   return true;
 }
 
+Line start_line(spdlog::level::level_enum level, std::string_view msg) {
+  auto name = spdlog::level::to_string_view(level);
+  bool json = g_json.load(std::memory_order_relaxed);
+  double time = json ? std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() : 0;
+  return Line(std::string_view(name.data(), name.size()), msg, json, time);
+}
+
+void write(spdlog::level::level_enum level, Line& line) { spdlog::log(level, "{}", line.finish()); }
+
 void event(spdlog::level::level_enum level, std::string_view msg, const nlohmann::json& fields) {
   if (!spdlog::should_log(level)) return;
-  std::string line;
-  if (g_json) {
-    nlohmann::json j = nlohmann::json::object();
-    auto now = std::chrono::system_clock::now();
-    j["time"] = std::chrono::duration<double>(now.time_since_epoch()).count();
-    j["level"] = spdlog::level::to_string_view(level).data();
-    j["msg"] = msg;
-    for (auto it = fields.begin(); it != fields.end(); ++it) j[it.key()] = it.value();
-    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else {
-    line.assign(msg);
-    for (auto it = fields.begin(); it != fields.end(); ++it) {
-      line += ' ';
-      line += it.key();
-      line += '=';
-      append_text_value(line, it.value());
-    }
+  Line line = start_line(level, msg);
+  for (auto it = fields.begin(); it != fields.end(); ++it) {
+    if (it.value().is_string())
+      line.str(it.key(), it.value().get_ref<const std::string&>());
+    else
+      line.json(it.key()) += it.value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  spdlog::log(level, "{}", line);
+  write(level, line);
 }
 
 }  // namespace dotgate::log

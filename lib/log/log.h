@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lib/config/config.h"
+#include "lib/log/line.h"
 
 namespace dotgate::log {
 
@@ -24,5 +25,10 @@ inline void warn(std::string_view msg, const nlohmann::json& f = nlohmann::json:
 inline void error(std::string_view msg, const nlohmann::json& f = nlohmann::json::object()) { event(spdlog::level::err, msg, f); }
 inline void debug(std::string_view msg, const nlohmann::json& f = nlohmann::json::object()) { event(spdlog::level::debug, msg, f); }
 inline bool enabled(spdlog::level::level_enum level) { return spdlog::should_log(level); }
+
+// For a line written often (the transaction line): built field by field in the configured format
+// (log/line.h), then written. event() is the same two steps over a json object's fields.
+Line start_line(spdlog::level::level_enum level, std::string_view msg);
+void write(spdlog::level::level_enum level, Line& line);
 
 }  // namespace dotgate::log
