@@ -48,19 +48,19 @@ void DownstreamPool::fill(std::shared_ptr<const Runtime> runtime) {
     runtime_ = std::move(runtime);
   }
   // Leased connections hold their slots: most come back (max_sessions > 1).
-  std::size_t pooled = this->pooled() + leased_;
+  std::size_t slots = pooled() + leased_;
   // A reload made the pool smaller (or turned it off): the extra connections go now.
-  for (auto it = entries_.begin(); it != entries_.end() && pooled > runtime_->config.downstream.pool_size;) {
+  for (auto it = entries_.begin(); it != entries_.end() && slots > runtime_->config.downstream.pool_size;) {
     auto next = std::next(it);
     if (it->phase != Phase::Quitting) {
       discard(it, false, "pool made smaller");
-      --pooled;
+      --slots;
     }
     it = next;
   }
   if (uv_now(loop_) >= retry_at_) {
-    while (pooled < runtime_->config.downstream.pool_size && !draining_) {
-      ++pooled;
+    while (slots < runtime_->config.downstream.pool_size && !draining_) {
+      ++slots;
       open_one();
     }
   }
