@@ -9,7 +9,9 @@ relayed, AUTH, an open transaction or a client that drops without QUIT never pas
 on; a reused connection whose next client starts with anything but HELO/EHLO is not used (the MTA
 would hold the earlier client's HELO): that client gets a fresh connection and the old one says QUIT;
 max_idle counts from the last command the MTA saw; the metric counts reuses; a connection lent to a
-session keeps its slot in the pool until it comes back or is closed (then the pool refills);
+session keeps its slot in the pool until it comes back or is closed (then the pool refills), and
+every way of leaving a lease ends it (the MTA holds `size` connections once all clients are gone);
+a connection with 500 MAILs goes to no further client;
 max_sessions 1 (the default) keeps the old behaviour. Downstream: fake_mta.py, whose per-connection event log says which
 connection carried what.
 """
@@ -198,6 +200,52 @@ class PoolReuseTest(IntegrationTest):
         self.assertEqual(fake.commands(1)[-1], "QUIT")
         self.assertEqual(len(fake.wait_for(500)), 500)
         self.assertEqual(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
+
+    def test_every_lease_ends_and_the_pool_returns_to_its_size(self):
+        # Each way a session can leave its leased connection: given back, dropped by the client,
+        # retired after an MTA error, QUIT by a client whose first command was not HELO/EHLO
+        # (a reused connection cannot serve it), two sessions at once. Once every client is gone,
+        # the MTA must hold exactly `size` open connections: a lease never ended would keep a
+        # slot the pool never refills, one ended twice would let it open more than `size`.
+        # Postfix answers HELP with 502 and counts it an error, as any 4xx/5xx.
+        fake = self.fake({"rules": [{"command": "HELP", "reply": "502 5.5.2 Error: command not recognized"}]})
+        dg = self.dotgate(fake.port, reuse(5, size=2))
+        self.wait_pooled(fake, 2)
+
+        def open_count():
+            events = fake.events()
+            return (sum(1 for e in events if e["event"] == "connect") -
+                    sum(1 for e in events if e["event"] == "close"))
+
+        for i in range(3):
+            wait_until(lambda: open_count() == 2, 5.0, what="2 open connections")
+            time.sleep(0.2)  # greeted
+            # Two in a row: both pooled connections have carried a client now (said HELO).
+            self.session(dg, "a@example.org", "ok%d@example.net" % i)
+            self.session(dg, "a@example.org", "ok%d@example.net" % i)
+            c = dg.client()
+            self.assertReply(c.greeting(), 220)
+            self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)  # no HELO first
+            self.assertReply(c.converse("QUIT"), 221)
+            self.assertTrue(c.wait_closed(5))
+            self.session(dg, "a@example.org", "drop%d@example.net" % i, quit=False)
+            c = dg.client()
+            self.assertReply(c.greeting(), 220)
+            self.assertReply(c.converse("EHLO client.example"), 250)
+            self.assertReply(c.converse("HELP"), 502)
+            self.assertReply(c.converse("QUIT"), 221)
+            self.assertTrue(c.wait_closed(5))
+            pair = [dg.client(), dg.client()]
+            for c in pair:
+                self.assertReply(c.greeting(), 220)
+                self.assertReply(c.converse("HELO pair.example"), 250)
+            for c in pair:
+                self.assertReply(c.converse("QUIT"), 221)
+                self.assertTrue(c.wait_closed(5))
+        wait_until(lambda: open_count() == 2, 5.0, what="the pool back at 2 open connections")
+        time.sleep(1.5)  # and staying there: nothing opened late, nothing lost
+        self.assertEqual(open_count(), 2)
+        self.assertGreater(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
 
     def test_auth_is_never_passed_on(self):
         self.assertNotPassedOn([("EHLO client.example", 250), ("AUTH PLAIN AHVzZXIAcGFzcw==", 235)],
