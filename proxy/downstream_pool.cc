@@ -11,8 +11,9 @@
 
 namespace dotgate::proxy {
 
-DownstreamPool::DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::function<void()> on_finished)
-    : loop_(loop), buffer_(buffer), on_finished_(std::move(on_finished)) {
+DownstreamPool::DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, metrics::WorkerCounters* counters,
+                               std::function<void()> on_finished)
+    : loop_(loop), buffer_(buffer), counters_(counters), on_finished_(std::move(on_finished)) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
 }
@@ -169,6 +170,7 @@ void DownstreamPool::shut_down() {
   drain();
   shut_down_ = true;
   while (!entries_.empty()) discard(entries_.begin(), false, "shutting down");
+  arm_timer();  // only the gauges: it starts nothing once shut down
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
     auto* p = static_cast<DownstreamPool*>(h->data);
@@ -282,7 +284,13 @@ void DownstreamPool::on_closed(net::TcpConnection& c) {
   if (--open_ == 0 && shut_down_) on_finished_();
 }
 
+// Every change of the pool's state ends here, so the gauges are set here (a walk of at most
+// pool.size entries and the retiring ones).
 void DownstreamPool::arm_timer() {
+  if (counters_) {
+    counters_->pool_idle.store(shut_down_ ? 0 : idle_count(), std::memory_order_relaxed);
+    counters_->pool_leased.store(leased_, std::memory_order_relaxed);
+  }
   if (shut_down_) return;
   std::uint64_t now = uv_now(loop_);
   std::uint64_t next = refill_at_;

@@ -49,6 +49,7 @@
 
 #include <uv.h>
 
+#include "lib/metrics/metrics.h"
 #include "lib/net/tcp_connection.h"
 #include "lib/smtp/reply.h"
 #include "proxy/runtime.h"
@@ -74,7 +75,9 @@ class DownstreamPool final : public net::TcpConnection::Events {
     bool leased = false;  // counts toward the pool's size until lease_ended()
   };
 
-  DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, std::function<void()> on_finished);
+  // `counters`: where the pool's idle and leased gauges go (null: nowhere).
+  DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, metrics::WorkerCounters* counters,
+                 std::function<void()> on_finished);
   DownstreamPool(const DownstreamPool&) = delete;
   DownstreamPool& operator=(const DownstreamPool&) = delete;
 
@@ -139,6 +142,7 @@ class DownstreamPool final : public net::TcpConnection::Events {
 
   uv_loop_t* loop_;
   net::ReadBuffer* buffer_;
+  metrics::WorkerCounters* counters_;
   std::function<void()> on_finished_;
   std::shared_ptr<const Runtime> runtime_;  // the one pooled connections were opened for
   std::list<Entry> entries_;                // pooled (Connecting/Greeting/Idle) and retiring

@@ -46,7 +46,7 @@ struct Totals {
   std::array<std::uint64_t, std::size(kDownstreamErrors)> downstream_errors{};
   std::array<std::uint64_t, std::size(kDirections)> bytes{};
   std::array<std::uint64_t, 6> replies{};
-  std::uint64_t deferred = 0, prdr = 0, reused = 0;
+  std::uint64_t deferred = 0, prdr = 0, reused = 0, pool_idle = 0, pool_leased = 0;
   std::array<std::uint64_t, std::size(kPrdrOutcomes)> prdr_recipients{};
   std::array<std::uint64_t, std::size(kLookupResults)> profile_lookups{};
 
@@ -61,6 +61,8 @@ struct Totals {
     deferred += load(w.recipients_deferred);
     prdr += load(w.prdr_transactions);
     reused += load(w.downstream_reused);
+    pool_idle += load(w.pool_idle);
+    pool_leased += load(w.pool_leased);
     for (std::size_t i = 0; i < prdr_recipients.size(); ++i) prdr_recipients[i] += load(w.prdr_recipients[i]);
     for (std::size_t i = 0; i < profile_lookups.size(); ++i) profile_lookups[i] += load(w.profile_lookups[i]);
   }
@@ -126,6 +128,10 @@ std::string Metrics::render() const {
   family(out, "dotgate_downstream_reused_total", "counter",
          "Downstream connections a session gave back to the pool for the next client (pool.max_sessions).");
   sample(out, "dotgate_downstream_reused_total", "", t.reused);
+  family(out, "dotgate_downstream_pool_connections", "gauge",
+         "Pooled downstream connections, by state (idle: greeted, waiting for a client; leased: lent to a client, counted in pool.size).");
+  labelled(out, "dotgate_downstream_pool_connections", "state", "idle", t.pool_idle);
+  labelled(out, "dotgate_downstream_pool_connections", "state", "leased", t.pool_leased);
   family(out, "dotgate_prdr_transactions_total", "counter", "Messages answered per recipient (PRDR).");
   sample(out, "dotgate_prdr_transactions_total", "", t.prdr);
   family(out, "dotgate_prdr_recipients_total", "counter", "Per-recipient PRDR replies, by outcome.");

@@ -36,6 +36,8 @@ struct WorkerCounters {
   Counter recipients_deferred{0};  // split: a recipient of a second profile got 451/452 4.5.3
   Counter prdr_transactions{0};    // messages answered with per-recipient replies
   Counter downstream_reused{0};    // pool.max_sessions: a session's connection kept for the next client
+  Counter pool_idle{0};            // gauge: pooled connections greeted and waiting for a client
+  Counter pool_leased{0};          // gauge: pooled connections lent to a session (max_sessions > 1)
   std::array<Counter, static_cast<int>(PrdrOutcome::kCount)> prdr_recipients{};
   std::array<Counter, static_cast<int>(ProfileLookupResult::kCount)> profile_lookups{};  // one per RCPT looked up
 

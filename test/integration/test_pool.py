@@ -58,6 +58,10 @@ class PoolTest(IntegrationTest):
         # The take starts a new connection at once, while the first client is still there.
         wait_until(lambda: 2 in fake.connections(), 5.0, what="refill connection")
         time.sleep(0.2)
+        # One client per MTA connection (max_sessions 1): a taken connection is the session's, not leased.
+        m = dg.metrics()
+        self.assertEqual(m.get('dotgate_downstream_pool_connections{state="idle"}'), 1)
+        self.assertEqual(m.get('dotgate_downstream_pool_connections{state="leased"}'), 0)
         b = dg.client()
         g = b.greeting()
         self.assertIn(b"second.example", g.raw)
@@ -121,6 +125,7 @@ class PoolTest(IntegrationTest):
         fake = self.fake()
         dg = self.dotgate(fake.port, {"downstream": {"pool": {"size": 2, "max_idle": 60}}, "drain_grace": 10})
         self.wait_pooled(fake, 2)
+        self.assertEqual(dg.metrics().get('dotgate_downstream_pool_connections{state="idle"}'), 2)
         dg.signal(signal.SIGTERM)
         wait_until(lambda: self.closed(fake, 1) and self.closed(fake, 2), 5.0, what="pooled connections closed")
         status = dg.proc.wait(10)

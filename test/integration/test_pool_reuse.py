@@ -33,6 +33,11 @@ class PoolReuseTest(IntegrationTest):
         wait_until(lambda: len(fake.connections()) >= n, 5.0, what="%d pooled connection(s)" % n)
         time.sleep(0.2)  # its greeting read by dotgate
 
+    def pool_gauges(self, dg):
+        m = dg.metrics()
+        return (m.get('dotgate_downstream_pool_connections{state="idle"}'),
+                m.get('dotgate_downstream_pool_connections{state="leased"}'))
+
     def closed(self, fake, conn):
         return any(e["event"] == "close" and e["conn"] == conn for e in fake.events())
 
@@ -159,18 +164,21 @@ class PoolReuseTest(IntegrationTest):
         fake = self.fake()
         dg = self.dotgate(fake.port, reuse(10, size=2))
         self.wait_pooled(fake, 2)
+        self.assertEqual(self.pool_gauges(dg), (2, 0))
         clients = [dg.client(), dg.client()]
         for c in clients:
             self.assertReply(c.greeting(), 220)
             self.assertReply(c.converse("EHLO client.example"), 250)
         time.sleep(1.5)
         self.assertEqual(fake.connections(), [1, 2])
+        self.assertEqual(self.pool_gauges(dg), (0, 2))
         for i, c in enumerate(clients):
             replies = c.send_message("a@example.org", ["r%d@example.net" % i], MESSAGE, ehlo=False)
             self.assertEqual([r.code for r in replies], [250, 250, 354, 250])
             self.assertReply(c.converse("QUIT"), 221)
             self.assertTrue(c.wait_closed(5))
         wait_until(lambda: dg.metrics().get("dotgate_downstream_reused_total", 0) == 2, 5.0, what="both given back")
+        self.assertEqual(self.pool_gauges(dg), (2, 0))
         self.session(dg, "b@example.org", "three@example.net")
         msgs = fake.wait_for(3)
         self.assertEqual(sorted(m["conn"] for m in msgs[:2]), [1, 2])
@@ -245,6 +253,7 @@ class PoolReuseTest(IntegrationTest):
         wait_until(lambda: open_count() == 2, 5.0, what="the pool back at 2 open connections")
         time.sleep(1.5)  # and staying there: nothing opened late, nothing lost
         self.assertEqual(open_count(), 2)
+        self.assertEqual(self.pool_gauges(dg), (2, 0))
         self.assertGreater(dg.metrics().get("dotgate_downstream_reused_total", 0), 0)
 
     def test_auth_is_never_passed_on(self):

@@ -46,6 +46,9 @@ TEST_CASE("metrics: render sums two workers") {
   b.add(b.profile_lookups[idx(ProfileLookupResult::Hit)], 2);
   b.add(b.profile_lookups[idx(ProfileLookupResult::Miss)], 3);
   a.add(a.profile_lookups[idx(ProfileLookupResult::Error)]);
+  a.pool_idle.store(2);  // gauges: each worker's pool, summed
+  b.pool_idle.store(1);
+  b.pool_leased.store(4);
 
   std::string text = m.render();
   for (const char* line : {
@@ -77,6 +80,9 @@ TEST_CASE("metrics: render sums two workers") {
            "dotgate_profile_lookups_total{result=\"hit\"} 7",
            "dotgate_profile_lookups_total{result=\"miss\"} 3",
            "dotgate_profile_lookups_total{result=\"error\"} 1",
+           "# TYPE dotgate_downstream_pool_connections gauge",
+           "dotgate_downstream_pool_connections{state=\"idle\"} 3",
+           "dotgate_downstream_pool_connections{state=\"leased\"} 4",
        }) {
     CAPTURE(line);
     CHECK(has_line(text, line));
@@ -113,8 +119,8 @@ TEST_CASE("metrics: every sample belongs to a family declared before it, with HE
     }
   }
   // connections 3, transactions 4, downstream errors 4, bytes 2, replies 4, deferred 1, reused
-  // downstream connections 1, PRDR 1 + 3, profile lookups 3, and the extra renderer's 1
-  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 1 + 3 + 3 + 1);
+  // downstream connections 1, pool gauges 2, PRDR 1 + 3, profile lookups 3, and the extra renderer's 1
+  CHECK(samples == 3 + 4 + 4 + 2 + 4 + 1 + 1 + 2 + 1 + 3 + 3 + 1);
   CHECK(has_line(text, "dotgate_policy_greylist_deferred_total 4"));
   // The extra renderer comes after dotgate's own families.
   CHECK(text.find("dotgate_policy_greylist") > text.find("dotgate_replies_total{class=\"5xx\"}"));
