@@ -2,11 +2,13 @@
 
 What it is: the installed Postfix (Debian 12: 3.7) run as a private instance whose every directory
 lives in the test's temp dir: config_directory (main.cf + master.cf written here), queue_directory,
-data_directory and the log file (maillog_file, through the postlog service). It has no smtpd
-listener at all (master.cf holds only pickup, cleanup, qmgr, rewrite, bounce/defer/trace, smtp,
-error, ... and postlog), and relays everything to relayhost = [127.0.0.1]:<port> (the server
+data_directory and the log file (maillog_file, through the postlog service). By default it has no
+smtpd listener at all (master.cf holds only pickup, cleanup, qmgr, rewrite, bounce/defer/trace,
+smtp, error, ... and postlog), and relays everything to relayhost = [127.0.0.1]:<port> (the server
 under test) with short backoff: minimal_backoff_time 2s, maximal_backoff_time 4s, queue_run_delay 2s.
 Messages go in with `sendmail -C DIR` (postdrop into the instance's maildrop, pickup collects).
+With `smtpd=(port, options)` it also runs one smtpd on 127.0.0.1:port with those `-o` options:
+the receiving side of the before-queue filter deployment (`smtpd_proxy_filter` = dotgate).
 
 How it runs (the traps, measured):
 - `postfix start` runs postfix-script check-fatal and post-install create-missing (about 3 s
@@ -23,8 +25,8 @@ How it runs (the traps, measured):
   program dies with a fatal error that goes only to syslog or a terminal: the prefix is the
   instance dir. Errors before postlogd runs still go to syslog; `startup_errors()` shows the
   master's own output.
-- The instance never listens: inet_interfaces = loopback-only is set for the record, and there is
-  no inet service in master.cf. Several instances (parallel tests) share nothing but the
+- Without `smtpd` the instance never listens: inet_interfaces = loopback-only is set for the
+  record, and there is no inet service in master.cf; with it, only on loopback. Several instances (parallel tests) share nothing but the
   `postfix` user: each has its own queue, sockets (queue/public, queue/private), data dir and
   syslog_name.
 """
@@ -94,11 +96,18 @@ def postfix_available():
     return True, ""
 
 
+def skip_unless_postfix(tc):
+    """setUp helper: skip the test (with the reason) where a private instance cannot run."""
+    ok, reason = postfix_available()
+    if not ok:
+        tc.skipTest(reason)
+
+
 class Postfix:
     """One sending Postfix instance in a test dir, relaying everything to 127.0.0.1:<port>."""
 
     def __init__(self, tc, port, host=harness.LOOPBACK, minimal_backoff="2s", maximal_backoff="4s",
-                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None):
+                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None):
         self.tc = tc
         self.port = port
         self.host = host
@@ -141,6 +150,9 @@ class Postfix:
             "maximal_queue_lifetime": "1h",
         }
         self.main.update(extra_main or {})
+        # smtpd=(port, {option: value}): one smtpd listening on host:port with those -o options
+        # (the before-queue filter deployment: smtpd_proxy_filter=dotgate). Without it nothing listens.
+        self.smtpd = smtpd
         self._write()
 
     def _write(self):
@@ -151,6 +163,11 @@ class Postfix:
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write(MASTER_CF)
+            if self.smtpd:
+                port, options = self.smtpd
+                f.write("%s:%d inet n - n - 10 smtpd\n" % (self.host, port))
+                for k, v in options.items():
+                    f.write("  -o %s=%s\n" % (k, v))
         pw = pwd.getpwnam("postfix")
         os.mkdir(self.queue)
         os.chmod(self.queue, 0o755)

@@ -48,7 +48,7 @@ import time
 import harness
 from deferring_mta import DeferringMta
 from exim_client import Exim
-from postfix_client import Postfix, postfix_available
+from postfix_client import Postfix, skip_unless_postfix
 
 TEXT = "Use PRDR or retry immediately, possibly in the same TCP connection, after DATA End of data; retry=0"
 REPLY = {451: "451 4.5.3 " + TEXT, 452: "452 4.5.3 " + TEXT}
@@ -255,9 +255,7 @@ class PostfixRetryTest(ClientTest):
 
     def setUp(self):
         super().setUp()
-        ok, reason = postfix_available()
-        if not ok:
-            self.skipTest(reason)
+        skip_unless_postfix(self)
 
     def measure(self, code):
         mta = self.deferring_mta(code, prdr=True)  # offered: Postfix does not use it

@@ -958,10 +958,8 @@ class PostfixTest(RealMtaBase):
 
     def setUp(self):
         super().setUp()
-        from postfix_client import postfix_available
-        ok, reason = postfix_available()
-        if not ok:
-            self.skipTest(reason)
+        from postfix_client import skip_unless_postfix
+        skip_unless_postfix(self)
 
     def measure(self, code):
         from postfix_client import Postfix
