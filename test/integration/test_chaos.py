@@ -12,10 +12,12 @@ What must hold whatever was sent (issue 3 "Hostile and broken input", DESIGN inv
 every reply line a client reads is a valid SMTP reply line (three digits 2xx-5xx, then space or
 hyphen, at most 512 octets), a greeting is 220/421/554, dotgate stays up, ends every session
 (connections open back to 0), reports nothing under ASan/UBSan (harness check at teardown), and
-afterwards relays a clean message byte for byte. The seeds are fixed: a failure is reproducible
+afterwards relays a clean message byte for byte; with `log.format` json, every log line is a JSON
+object (time, level, msg first) whatever bytes went into its fields. The seeds are fixed: a failure is reproducible
 with the same seed (CHAOS_SEED, CHAOS_SESSIONS override them by hand).
 """
 
+import json
 import os
 import random
 import re
@@ -255,8 +257,20 @@ class ChaosTest(IntegrationTest):
         self.clean_message_still_relayed(dg, sink)
 
     def test_chaos_in_front_of_a_faulty_mta(self):
+        # with every log line a JSON object, at the most verbose level: whatever bytes the clients
+        # and the MTA sent (8-bit, NUL, invalid UTF-8, quotes) end up in fields that must stay JSON
         fake = self.fake(faulty_mta_script(random.Random(SEED + 2)))
-        self.chaos(fake, {"smtp": {"bare_line_ending": "reject", "max_line_length": 200}}, SEED + 2)
+        dg = self.chaos(fake, {"smtp": {"bare_line_ending": "reject", "max_line_length": 200},
+                               "log": {"format": "json", "level": "trace"}}, SEED + 2)
+        transactions = 0
+        for line in dg.log_lines():
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                self.fail("log line is not JSON (%s): %r" % (e, line[:300]))
+            self.assertEqual(list(record)[:3], ["time", "level", "msg"], line[:300])
+            transactions += record["msg"] == "transaction"
+        self.assertGreater(transactions, 0)
 
 
 if __name__ == "__main__":
