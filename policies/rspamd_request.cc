@@ -3,16 +3,11 @@
 
 #include <arpa/inet.h>
 
+#include "lib/http/header_value.h"
+
 namespace dotgate::policy {
 
 namespace {
-
-std::string header_value(std::string_view v) {
-  std::string out(v);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
 
 bool ip_literal(const std::string& s) {
   unsigned char buf[sizeof(struct in6_addr)];
@@ -38,11 +33,11 @@ std::string rspamd_client_ip(std::string_view peer) {
 std::vector<std::pair<std::string, std::string>> rspamd_request_headers(const Envelope& envelope) {
   std::vector<std::pair<std::string, std::string>> h;
   // rspamd reads an SMTP path; "<>" is the null sender of a bounce.
-  h.emplace_back("From", "<" + header_value(envelope.mail_from) + ">");
-  for (const auto& r : envelope.recipients) h.emplace_back("Rcpt", "<" + header_value(r) + ">");
+  h.emplace_back("From", http::path_header_value(envelope.mail_from));
+  for (const auto& r : envelope.recipients) h.emplace_back("Rcpt", http::path_header_value(r));
   if (auto ip = rspamd_client_ip(envelope.client_address); !ip.empty()) h.emplace_back("IP", ip);
-  if (!envelope.helo.empty()) h.emplace_back("Helo", header_value(envelope.helo));
-  if (!envelope.queue_id.empty()) h.emplace_back("Queue-Id", header_value(envelope.queue_id));
+  if (!envelope.helo.empty()) h.emplace_back("Helo", http::header_value(envelope.helo));
+  if (!envelope.queue_id.empty()) h.emplace_back("Queue-Id", http::header_value(envelope.queue_id));
   return h;
 }
 

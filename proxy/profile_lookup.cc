@@ -1,6 +1,8 @@
 // proxy/profile_lookup.cc — see profile_lookup.h.
 #include "proxy/profile_lookup.h"
 
+#include "lib/http/header_value.h"
+
 namespace dotgate::proxy {
 
 namespace {
@@ -50,7 +52,7 @@ std::uint64_t ProfileLookup::fetch(const std::string& recipient, Callback done) 
   http::Client::Headers headers;
   headers.emplace_back("Content-Type", "application/json");
   headers.emplace_back("Accept", "application/json");
-  headers.emplace_back("X-Dotgate-Recipient", "<" + lookup::header_value(recipient) + ">");
+  headers.emplace_back("X-Dotgate-Recipient", http::path_header_value(recipient));
   // The callback runs from the loop, never inside post(): `flight` is complete by then.
   flight.request = client_->post(headers, lookup::profile_request_body(recipient),
                                  static_cast<std::uint64_t>(config_.timeout.count()),

@@ -384,9 +384,15 @@ class DuplicateKeyCheck {
   }
   std::string path() const {
     std::string p;
-    for (const auto& f : frames_) {
-      if (f.array) p += "[" + std::to_string(f.next_index - 1) + "]";
-      else p += (p.empty() ? "" : ".") + f.key;
+    for (const auto& f : frames_) {  // appended piece by piece: see lib/http/header_value.cc
+      if (f.array) {
+        p += '[';
+        p += std::to_string(f.next_index - 1);
+        p += ']';
+      } else {
+        if (!p.empty()) p += '.';
+        p += f.key;
+      }
     }
     return p;
   }

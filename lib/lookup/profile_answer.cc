@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/http/header_value.h"
+
 namespace dotgate::lookup {
 
 std::string profile_request_body(std::string_view recipient) {
@@ -12,17 +14,10 @@ std::string profile_request_body(std::string_view recipient) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string header_value(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
-
 namespace {
 // A name from the service goes into our log: short, printable.
 std::string quoted_name(std::string_view name) {
-  std::string s = header_value(name.substr(0, 64));
+  std::string s = http::header_value(name.substr(0, 64));
   if (name.size() > 64) s += "...";
   return "\"" + s + "\"";
 }

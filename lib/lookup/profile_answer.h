@@ -31,9 +31,6 @@ struct ProfileAnswer {
 // The request body. An address that is not valid UTF-8 (8-bit junk in RCPT TO) has its bad bytes
 // replaced by U+FFFD: JSON cannot carry them, and refusing would let junk block the RCPT.
 std::string profile_request_body(std::string_view recipient);
-// A header value made of client text: control characters (CR and LF above all: header injection)
-// become '?'.
-std::string header_value(std::string_view text);
 // status + body -> a profile, none, or an error. `profiles`: the configured profile names.
 ProfileAnswer parse_profile_answer(int status, std::string_view body, std::span<const std::string> profiles);
 
