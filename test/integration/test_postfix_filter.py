@@ -19,7 +19,7 @@ never a 250). Needs root (a private Postfix instance); skips with the reason oth
 import smtplib
 import time
 
-from harness import IntegrationTest, free_port, main, sink_form, stuff
+from harness import IntegrationTest, free_port, main, sink_form, stuff, wait_listening
 from postfix_client import Postfix, skip_unless_postfix
 
 SENDER = "sender@example.org"
@@ -57,20 +57,8 @@ class PostfixFilterTest(IntegrationTest):
             "smtpd_relay_restrictions": "permit_mynetworks,reject",
             "smtpd_recipient_restrictions": "",
         })).start()
-        self.wait_smtpd(port)
+        wait_listening(port, self.postfix.master)  # master binds smtpd's socket itself
         return port
-
-    def wait_smtpd(self, port):
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with smtplib.SMTP("127.0.0.1", port, timeout=5) as s:
-                    s.noop()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("Postfix smtpd not answering on %d:\n%s" % (port, self.postfix.maillog()))
-                time.sleep(0.1)
 
     def smtp(self, port):
         s = smtplib.SMTP("127.0.0.1", port, timeout=30)
