@@ -49,7 +49,7 @@ void DownstreamPool::fill(std::shared_ptr<const Runtime> runtime) {
     runtime_ = std::move(runtime);
   }
   // Leased connections hold their slots: most come back (max_sessions > 1).
-  std::size_t slots = pooled() + leased_;
+  std::size_t slots = slots_held();
   // A reload made the pool smaller (or turned it off): the extra connections go now.
   for (auto it = entries_.begin(); it != entries_.end() && slots > runtime_->config.downstream.pool_size;) {
     auto next = std::next(it);
@@ -126,7 +126,7 @@ bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greetin
   const auto& d = runtime_->config.downstream;
   if (history.sessions >= d.pool_max_sessions || greeting.klass() != 2) return false;
   if (history.last_sent_ms + static_cast<std::uint64_t>(d.pool_max_idle.count()) <= uv_now(loop_)) return false;
-  if (pooled() + leased_ >= d.pool_size) {
+  if (slots_held() >= d.pool_size) {
     // Full: a connection still on its way in is worth less than this greeted one.
     auto opening = std::find_if(entries_.begin(), entries_.end(), [](const Entry& e) {
       return e.phase == Phase::Connecting || e.phase == Phase::Greeting || e.phase == Phase::Ehlo;
@@ -296,7 +296,7 @@ void DownstreamPool::arm_timer() {
   std::uint64_t next = refill_at_;
   for (const auto& e : entries_) next = std::min(next, e.deadline);
   if (!draining_ && runtime_ && retry_at_ > now) {
-    if (pooled() + leased_ < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
+    if (slots_held() < runtime_->config.downstream.pool_size) next = std::min(next, retry_at_);
   }
   if (next == kNever) {
     uv_timer_stop(&timer_);

@@ -131,6 +131,7 @@ class DownstreamPool final : public net::TcpConnection::Events {
   };
 
   std::size_t pooled() const;  // every entry but the retiring ones
+  std::size_t slots_held() const { return pooled() + leased_; }  // what counts toward `size`
   void open_one();
   bool lone_2xx(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies, const char* what);
   void discard(std::list<Entry>::iterator it, bool failure, const char* why);

@@ -240,6 +240,7 @@ class Session final : public net::TcpConnection::Events {
   bool speculation_fits(const smtp::Command& cmd) const;
   void drop_unfit_pooled();
   void end_lease(const net::TcpConnection* c);  // c was leased_downstream_: tell the pool, once
+  void retire_taken(DownstreamPool& pool);      // the pooled downstream_ goes back to say QUIT, unused
   void answer_from_speculation(smtp::Command cmd);
   void send_downstream(std::string_view bytes);
   void on_downstream_reply(smtp::Reply reply);

@@ -50,10 +50,7 @@ void Session::connect_downstream(bool replay, bool use_pool) {
         pump();
         return;
       }
-      end_lease(downstream_);
-      pool->retire(downstream_);  // said another EHLO than this client's: not usable here
-      downstream_ = nullptr;
-      --open_handles_;
+      retire_taken(*pool);  // said another EHLO than this client's: not usable here
       pooled_untested_ = false;
       no_pool_ = true;
     } else {
@@ -134,12 +131,7 @@ void Session::drop_unfit_pooled() {
   log::debug("pooled connection does not fit the first command, fresh downstream connection", {{"client", peer_}});
   speculated_ehlo_.reset();
   reused_unproven_ = false;
-  if (DownstreamPool* pool = host_.downstream_pool(); pool && downstream_) {
-    end_lease(downstream_);
-    pool->retire(downstream_);
-    downstream_ = nullptr;
-    --open_handles_;
-  }
+  if (DownstreamPool* pool = host_.downstream_pool(); pool && downstream_) retire_taken(*pool);
   abort_downstream();
   no_pool_ = true;
 }
@@ -189,6 +181,13 @@ bool Session::retire_downstream() {
   downstream_ = nullptr;
   --open_handles_;  // its on_closed goes to the pool; the timers keep this above zero
   return true;
+}
+
+void Session::retire_taken(DownstreamPool& pool) {
+  end_lease(downstream_);
+  pool.retire(downstream_);
+  downstream_ = nullptr;
+  --open_handles_;
 }
 
 void Session::end_lease(const net::TcpConnection* c) {
