@@ -74,6 +74,8 @@ void DownstreamPool::open_one() {
   Entry& e = entries_.emplace_back();
   e.connection = c;
   e.phase = Phase::Connecting;
+  const std::string& ehlo = runtime_->config.downstream.pool_ehlo;
+  e.handshake = smtp::Handshake({.relay_greeting = false, .hello = ehlo.empty() ? "" : "EHLO " + ehlo});
   // As for a session's own connection: connect_timeout covers the connect and the greeting.
   e.deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.connect_timeout.count());
   int rc = c->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
@@ -88,7 +90,15 @@ std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<
   std::optional<Taken> out;
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->phase != Phase::Idle) continue;
-    out = Taken{it->connection, std::move(*it->greeting), std::move(it->ehlo), std::move(it->ehlo_name), it->history};
+    smtp::Handshake::Held held;
+    if (it->greeting) {
+      held.greeting = std::move(*it->greeting);  // given back: the greeting its first client had
+    } else {
+      held.greeting = *it->handshake.greeting();
+      held.hello = it->handshake.hello();
+      held.hello_reply = it->handshake.hello_reply();
+    }
+    out = Taken{it->connection, std::move(held), it->history};
     entries_.erase(it);
     --open_;  // the session owns it now (it sets itself as the events target)
     if (runtime_->config.downstream.pool_max_sessions > 1) {
@@ -105,7 +115,7 @@ std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<
   return out;
 }
 
-void DownstreamPool::retire(net::TcpConnection* c) {
+void DownstreamPool::retire(net::Stream* c) {
   c->set_events(this);
   ++open_;
   if (shut_down_) {
@@ -120,7 +130,7 @@ void DownstreamPool::retire(net::TcpConnection* c) {
   arm_timer();
 }
 
-bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greeting, const History& history,
+bool DownstreamPool::give_back(net::Stream* c, const smtp::Reply& greeting, const History& history,
                                const std::shared_ptr<const Runtime>& runtime) {
   if (draining_ || shut_down_ || !runtime_ || !compatible(*runtime)) return false;
   const auto& d = runtime_->config.downstream;
@@ -129,7 +139,7 @@ bool DownstreamPool::give_back(net::TcpConnection* c, const smtp::Reply& greetin
   if (slots_held() >= d.pool_size) {
     // Full: a connection still on its way in is worth less than this greeted one.
     auto opening = std::find_if(entries_.begin(), entries_.end(), [](const Entry& e) {
-      return e.phase == Phase::Connecting || e.phase == Phase::Greeting || e.phase == Phase::Ehlo;
+      return e.phase == Phase::Connecting || e.phase == Phase::Handshake;
     });
     if (opening == entries_.end()) return false;
     discard(opening, false, "a session gave one back");
@@ -178,7 +188,7 @@ void DownstreamPool::shut_down() {
   });
 }
 
-std::list<DownstreamPool::Entry>::iterator DownstreamPool::find(net::TcpConnection& c) {
+std::list<DownstreamPool::Entry>::iterator DownstreamPool::find(net::Stream& c) {
   return std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.connection == &c; });
 }
 
@@ -197,7 +207,7 @@ void DownstreamPool::failed() {
   retry_at_ = uv_now(loop_) + backoff_;
 }
 
-void DownstreamPool::on_connected(net::TcpConnection& c, int status) {
+void DownstreamPool::on_connected(net::Stream& c, int status) {
   auto it = find(c);
   if (it == entries_.end()) return;
   if (status != 0) {
@@ -207,40 +217,17 @@ void DownstreamPool::on_connected(net::TcpConnection& c, int status) {
   }
   c.set_nodelay();
   c.start_reading();
-  it->phase = Phase::Greeting;
+  it->phase = Phase::Handshake;
 }
 
-void DownstreamPool::on_data(net::TcpConnection& c, std::string_view data) {
+void DownstreamPool::on_data(net::Stream& c, std::string_view data) {
   auto it = find(c);
   if (it == entries_.end()) return;
   std::vector<smtp::Reply> replies;
   bool ok = it->parser.feed(data, replies);
   switch (it->phase) {
-    case Phase::Greeting:
-      // Only a lone 2xx greeting is kept. A 4xx/5xx greeting (a busy or refusing MTA) is never
-      // handed to a client: the session's own fresh connection relays whatever the MTA says then.
-      if (!lone_2xx(it, ok, replies, "greeting")) return;
-      it->greeting = std::move(replies[0]);
-      if (!runtime_->config.downstream.pool_ehlo.empty()) {
-        it->ehlo_name = runtime_->config.downstream.pool_ehlo;
-        it->phase = Phase::Ehlo;
-        it->connection->write("EHLO " + it->ehlo_name + "\r\n");
-        return;
-      }
-      it->phase = Phase::Idle;
-      it->deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.pool_max_idle.count());
-      backoff_ = 0;
-      retry_at_ = 0;
-      arm_timer();
-      return;
-    case Phase::Ehlo:
-      if (!lone_2xx(it, ok, replies, "EHLO")) return;
-      it->ehlo = std::move(replies[0]);
-      it->phase = Phase::Idle;
-      it->deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.pool_max_idle.count());
-      backoff_ = 0;
-      retry_at_ = 0;
-      arm_timer();
+    case Phase::Handshake:
+      handshake_replies(it, ok, replies);
       return;
     case Phase::Idle:
       // Nothing was asked: an MTA announcing its own close (421 on its idle timeout). Its EOF follows.
@@ -255,21 +242,34 @@ void DownstreamPool::on_data(net::TcpConnection& c, std::string_view data) {
   }
 }
 
-// A reply we may keep: complete, alone, 2xx. False when there is nothing yet (`replies` empty) or
-// the entry was discarded: a protocol error, a refusal, or bytes past the reply (answers to
-// commands never sent: the MTA is confused).
-bool DownstreamPool::lone_2xx(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies, const char* what) {
-  if (ok && replies.empty()) return false;
-  if (!ok || replies.size() != 1 || !it->parser.idle() || replies[0].klass() != 2) {
-    log::debug("downstream pool: connection refused", {{"step", what}, {"reply", replies.empty() ? 0 : replies[0].code}});
+// Only a lone 2xx greeting (and reply to the EHLO) is kept. A 4xx/5xx greeting (a busy or refusing
+// MTA) is never handed to a client: the session's own fresh connection relays whatever the MTA
+// says then. Bytes past a reply answer commands never sent: the MTA is confused.
+void DownstreamPool::handshake_replies(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies) {
+  if (ok && replies.empty()) return;
+  if (!ok || replies.size() != 1 || !it->parser.idle()) {
+    log::debug("downstream pool: connection refused", {{"step", "handshake"}, {"reply", replies.empty() ? 0 : replies[0].code}});
     discard(it, true, nullptr);
     fill(runtime_);
-    return false;
+    return;
   }
-  return true;
+  smtp::Handshake::Output out = it->handshake.feed(std::move(replies[0]));
+  if (out.failed) {
+    log::debug("downstream pool: connection refused", {{"step", *out.failed}});
+    discard(it, true, nullptr);
+    fill(runtime_);
+    return;
+  }
+  if (!out.send.empty()) it->connection->write(out.send);
+  if (!out.ready) return;
+  it->phase = Phase::Idle;
+  it->deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.pool_max_idle.count());
+  backoff_ = 0;
+  retry_at_ = 0;
+  arm_timer();
 }
 
-void DownstreamPool::on_end(net::TcpConnection& c, int) {
+void DownstreamPool::on_end(net::Stream& c, const net::StreamEnd&) {
   auto it = find(c);
   if (it == entries_.end()) return;
   Phase phase = it->phase;
@@ -278,7 +278,7 @@ void DownstreamPool::on_end(net::TcpConnection& c, int) {
   if (phase != Phase::Quitting) fill(runtime_);
 }
 
-void DownstreamPool::on_closed(net::TcpConnection& c) {
+void DownstreamPool::on_closed(net::Stream& c) {
   auto it = find(c);
   if (it != entries_.end()) entries_.erase(it);  // cannot happen: discard() forgets first
   if (--open_ == 0 && shut_down_) on_finished_();
@@ -314,8 +314,7 @@ void DownstreamPool::on_timer(uv_timer_t* t) {
     if (it->deadline <= now) {
       switch (it->phase) {
         case Phase::Connecting:
-        case Phase::Greeting:
-        case Phase::Ehlo: p->discard(it, true, "connect timeout"); break;
+        case Phase::Handshake: p->discard(it, true, "connect timeout"); break;
         // Closed before the MTA's own idle timeout would close it under us; replaced below.
         case Phase::Idle: p->discard(it, false, "max_idle"); break;
         case Phase::Quitting: p->discard(it, false, nullptr); break;

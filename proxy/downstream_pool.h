@@ -11,7 +11,7 @@
 // over (set_events to the session, which owns it from then on); retire() takes one back.
 //
 // A pooled connection is only ever one that connected and whose whole greeting was a single 2xx
-// reply: a 4xx/5xx greeting, extra bytes after the greeting, an EOF or a read error while idle, or
+// reply (the handshake of lib/smtp/handshake.h, the same every session connection goes through): a 4xx/5xx greeting, extra bytes after the greeting, an EOF or a read error while idle, or
 // max_idle passing all close it (it is never handed out). Failures to connect or greet back off
 // (1 s doubling to 30 s) so a down MTA is not hammered. A connection handed out may still have died
 // a moment before: the session falls back to a fresh connection (session_downstream.cc).
@@ -51,12 +51,13 @@
 
 #include "lib/metrics/metrics.h"
 #include "lib/net/tcp_connection.h"
+#include "lib/smtp/handshake.h"
 #include "lib/smtp/reply.h"
 #include "proxy/runtime.h"
 
 namespace dotgate::proxy {
 
-class DownstreamPool final : public net::TcpConnection::Events {
+class DownstreamPool final : public net::Stream::Events {
  public:
   // What a connection did before this session (max_sessions > 1): it travels with the connection.
   struct History {
@@ -67,10 +68,8 @@ class DownstreamPool final : public net::TcpConnection::Events {
     std::uint64_t last_sent_ms = 0;  // uv_now() when it last carried a command: the MTA's idle clock
   };
   struct Taken {
-    net::TcpConnection* connection;  // connected, reading, greeted; the caller must set_events()
-    smtp::Reply greeting;            // its greeting, a 2xx
-    std::optional<smtp::Reply> ehlo;  // the 2xx reply to "EHLO <ehlo_name>", already sent on it
-    std::string ehlo_name;
+    net::Stream* connection;  // connected, reading, greeted; the caller must set_events()
+    smtp::Handshake::Held held;  // its 2xx greeting, and the EHLO it said ahead with its 2xx reply
     History history;
     bool leased = false;  // counts toward the pool's size until lease_ended()
   };
@@ -89,12 +88,12 @@ class DownstreamPool final : public net::TcpConnection::Events {
   std::optional<Taken> take(const std::shared_ptr<const Runtime>& runtime);
   // A session is done with `c` (its last reply read, nothing in flight): QUIT, then close on the
   // MTA's reply, its EOF, or kQuitTimeout. The pool owns it from here.
-  void retire(net::TcpConnection* c);
+  void retire(net::Stream* c);
   // max_sessions: a session that ended cleanly offers its connection for the next client; false
   // when the pool does not want it (full, draining, another downstream, used up): retire() it.
   // `greeting`: the MTA's greeting on it, which the next client gets; `history` includes the
   // session that ends now.
-  bool give_back(net::TcpConnection* c, const smtp::Reply& greeting, const History& history,
+  bool give_back(net::Stream* c, const smtp::Reply& greeting, const History& history,
                  const std::shared_ptr<const Runtime>& runtime);
   // A connection take() handed out with `leased` is no longer its session's (given back, retired
   // or closed): its slot is free. Called once per lease, before give_back() or retire().
@@ -105,11 +104,11 @@ class DownstreamPool final : public net::TcpConnection::Events {
   bool finished() const { return shut_down_ && open_ == 0; }
   std::size_t idle_count() const;
 
-  // TcpConnection::Events
-  void on_connected(net::TcpConnection& c, int status) override;
-  void on_data(net::TcpConnection& c, std::string_view data) override;
-  void on_end(net::TcpConnection& c, int status) override;
-  void on_closed(net::TcpConnection& c) override;
+  // net::Stream::Events
+  void on_connected(net::Stream& c, int status) override;
+  void on_data(net::Stream& c, std::string_view data) override;
+  void on_end(net::Stream& c, const net::StreamEnd& end) override;
+  void on_closed(net::Stream& c) override;
 
  private:
   // The MTA's 221 normally arrives within a round trip; past this it is not worth waiting for.
@@ -118,24 +117,24 @@ class DownstreamPool final : public net::TcpConnection::Events {
   static constexpr std::uint64_t kBackoffMaxMs = 30'000;
   static constexpr std::uint64_t kNever = UINT64_MAX;
 
-  enum class Phase { Connecting, Greeting, Ehlo, Idle, Quitting };
+  // Handshake: the one of lib/smtp/handshake.h, without a client (greeting, and pool.ehlo's EHLO).
+  enum class Phase { Connecting, Handshake, Idle, Quitting };
   struct Entry {
-    net::TcpConnection* connection = nullptr;
+    net::Stream* connection = nullptr;
     Phase phase = Phase::Connecting;
     std::uint64_t deadline = 0;  // uv_now() ms: connect/greeting timeout, max_idle, or QUIT timeout
     smtp::ReplyParser parser;
-    std::optional<smtp::Reply> greeting;
-    std::optional<smtp::Reply> ehlo;
-    std::string ehlo_name;
+    smtp::Handshake handshake{{}};
+    std::optional<smtp::Reply> greeting;  // given back: the greeting the next client gets
     History history;
   };
 
   std::size_t pooled() const;  // every entry but the retiring ones
   std::size_t slots_held() const { return pooled() + leased_; }  // what counts toward `size`
   void open_one();
-  bool lone_2xx(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies, const char* what);
+  void handshake_replies(std::list<Entry>::iterator it, bool ok, std::vector<smtp::Reply>& replies);
   void discard(std::list<Entry>::iterator it, bool failure, const char* why);
-  std::list<Entry>::iterator find(net::TcpConnection& c);
+  std::list<Entry>::iterator find(net::Stream& c);
   void failed();
   void arm_timer();
   static void on_timer(uv_timer_t* t);

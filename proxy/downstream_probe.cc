@@ -28,7 +28,7 @@ void DownstreamProbe::probe() {
   }
 }
 
-void DownstreamProbe::on_connected(net::TcpConnection& c, int status) {
+void DownstreamProbe::on_connected(net::Stream& c, int status) {
   bool ok = status == 0;
   if (ok != shared_.downstream_reachable.load())
     log::info(ok ? "downstream reachable" : "downstream unreachable", {{"error", ok ? "" : uv_strerror(status)}});
@@ -36,7 +36,7 @@ void DownstreamProbe::on_connected(net::TcpConnection& c, int status) {
   c.close();
 }
 
-void DownstreamProbe::on_closed(net::TcpConnection& c) {
+void DownstreamProbe::on_closed(net::Stream& c) {
   if (&c == connection_) connection_ = nullptr;
   maybe_done();
 }

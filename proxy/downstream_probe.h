@@ -16,16 +16,16 @@
 
 namespace dotgate::proxy {
 
-class DownstreamProbe final : public net::TcpConnection::Events {
+class DownstreamProbe final : public net::Stream::Events {
  public:
   DownstreamProbe(uv_loop_t* loop, Shared& shared, std::uint64_t interval_ms);
   void start();
   void close(std::function<void()> on_closed);
 
-  void on_connected(net::TcpConnection& c, int status) override;
-  void on_data(net::TcpConnection&, std::string_view) override {}
-  void on_end(net::TcpConnection&, int) override {}
-  void on_closed(net::TcpConnection& c) override;
+  void on_connected(net::Stream& c, int status) override;
+  void on_data(net::Stream&, std::string_view) override {}
+  void on_end(net::Stream&, const net::StreamEnd&) override {}
+  void on_closed(net::Stream& c) override;
 
  private:
   void probe();

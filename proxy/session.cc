@@ -29,14 +29,18 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       runtime_(std::move(runtime)),
       config_(runtime_->config),
       counters_(host.counters()),
+      link_(*this, {host.loop(), host.read_buffer(), host.downstream_pool(), host.counters(),
+                    host.shared().downstream_reachable, {}},
+            runtime_),
       data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),
       spool_(std::make_shared<spool::Spool>(config_.spool.memory_threshold, config_.spool.directory)),
       chain_(runtime_->policies->make_chain({host.loop(), config_.spool.directory})) {
   client_timer_.init(host_.loop(), this);
-  downstream_timer_.init(host_.loop(), this);
   uv_timer_init(host_.loop(), &verdict_timer_);
   verdict_timer_.data = this;
-  open_handles_ = 3;
+  close_group_.add(reinterpret_cast<uv_handle_t*>(&client_timer_.handle));
+  close_group_.add(reinterpret_cast<uv_handle_t*>(&verdict_timer_));
+  close_group_.add(link_.timer_handle());
 }
 
 const char* Session::state_name(State s) {
@@ -60,27 +64,28 @@ void Session::enter_state(State next) {
 // ---- start and refuse --------------------------------------------------------------------------
 
 void Session::start(uv_stream_t* server) {
-  client_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
-  ++open_handles_;
+  auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  client_.reset(tcp);
   counters_.add(counters_.connections_open);
   counters_.add(counters_.connections_total);
   counted_open_ = true;
-  if (client_->accept_from(server) != 0) {
+  if (tcp->accept_from(server) != 0) {
     close_all();
     return;
   }
   client_->set_nodelay();
   peer_ = client_->peer_name();
+  link_.set_client(peer_);
   client_->start_reading();  // from now: anything before our greeting is an early talker
   arm_client_timer();
   connect_downstream(false);
 }
 
 void Session::refuse(uv_stream_t* server, const ReplySpec& reply) {
-  client_ = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
-  ++open_handles_;
+  auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
+  client_.reset(tcp);
   counters_.add(counters_.connections_refused);
-  if (client_->accept_from(server) == 0) {
+  if (tcp->accept_from(server) == 0) {
     peer_ = client_->peer_name();
     log::info("connection refused", {{"client", peer_}, {"reply", reply.code}});
     send_reply(make_reply(reply));
@@ -95,24 +100,7 @@ void Session::shut_down() {
 
 // ---- client events -----------------------------------------------------------------------------
 
-void Session::on_data(net::TcpConnection& c, std::string_view data) {
-  if (&c != client_) {
-    // Downstream bytes: replies.
-    if (&c == downstream_ && pooled_untested_) {
-      pooled_untested_ = false;  // it answers: alive
-      untested_sent_.clear();
-    }
-    std::vector<smtp::Reply> replies;
-    bool ok = reply_parser_.feed(data, replies);
-    counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::DownstreamToClient)], data.size());
-    for (auto& r : replies) {
-      if (state_ == State::Closing || &c != downstream_) return;
-      on_downstream_reply(std::move(r));
-    }
-    if (!ok && state_ != State::Closing && &c == downstream_)
-      downstream_failed(metrics::DownstreamError::Protocol, replies::kDownstreamProtocol, reply_parser_.error());
-    return;
-  }
+void Session::on_data(net::Stream&, std::string_view data) {
   if (state_ == State::Closing) return;
   if (state_ == State::Greeting) {
     // RFC 5321 4.3.1: the client waits for the greeting. One that talks first is a spam bot or a
@@ -130,10 +118,10 @@ void Session::on_data(net::TcpConnection& c, std::string_view data) {
   }
 }
 
-void Session::on_end(net::TcpConnection& c, int status) {
+void Session::on_end(net::Stream&, const net::StreamEnd& end) {
   if (state_ == State::Closing) return;
-  if (&c == client_) {
-    if (status == UV_EOF && client_done_talking()) {
+  {
+    if (end.clean() && client_done_talking()) {
       // A half-close, not a disconnect: Exim sends QUIT right after the dot and shuts its side
       // down, then reads the reply to the dot (Postfix sends the QUIT too). The client asked for
       // everything it wants; it is answered, and the session closes after the last reply. A
@@ -148,55 +136,23 @@ void Session::on_end(net::TcpConnection& c, int status) {
     // The client is gone: whatever is held is abandoned. Closing the downstream before any dot
     // means it queues nothing (invariant 2; the abort loophole of seed 004 stays closed).
     log::info("client disconnected", {{"client", peer_}, {"state", state_name(state_)},
-                                       {"error", status == UV_EOF ? "eof" : uv_strerror(status)}});
+                                       {"error", end.clean() ? "eof" : end.detail}});
     if (tx_.open || state_ == State::Data || state_ == State::Verdict)
       finish_transaction(policy::Outcome::Aborted, smtp::Reply::make(421, "4.4.2", "client disconnected"));
     close_all();
-    return;
   }
-  if (&c != downstream_) return;
-  if (pooled_untested_ && (downstream_in_flight_ > 0 || phase_ == DownstreamPhase::Replaying)) {
-    replace_dead_pooled();
-    return;
-  }
-  bool idle = state_ == State::Command && phase_ == DownstreamPhase::Ready && downstream_in_flight_ == 0 &&
-              !tx_.open && reply_parser_.idle();
-  if (idle) {
-    // An MTA may close an idle connection (its own timeout, a restart). Nothing was lost: the
-    // next command that needs it opens a new one.
-    log::info("downstream closed while idle", {{"client", peer_}});
-    abort_downstream();
-    return;
-  }
-  downstream_failed(metrics::DownstreamError::Closed, replies::kDownstreamLost,
-                    status == UV_EOF ? "connection closed" : uv_strerror(status));
 }
 
-void Session::on_drained(net::TcpConnection& c) {
+void Session::on_drained(net::Stream&) {
   if (state_ == State::Closing) return;
-  if (&c == client_) {
-    pump();  // a client that stopped reading its replies held the command loop; it reads again
-    return;
-  }
-  if (client_paused_ && client_) {
-    client_paused_ = false;
-    client_->start_reading();
-    pump();
-  }
-}
-
-void Session::on_closed(net::TcpConnection& c) {
-  if (&c == client_) client_ = nullptr;
-  if (&c == downstream_) downstream_ = nullptr;
-  end_lease(&c);
-  handle_closed();
+  pump();  // a client that stopped reading its replies held the command loop; it reads again
 }
 
 // ---- the command loop --------------------------------------------------------------------------
 
 bool Session::can_take_command() const {
   if (state_ != State::Command || quit_ || policy_running_ || lookup_running_ || barrier_) return false;
-  if (!downstream_pipelining_ && downstream_in_flight_ > 0) return false;
+  if (!link_.pipelining() && link_.in_flight() > 0) return false;
   // A client that does not read its replies must not make us queue more of them.
   if (client_ && client_->queued_bytes() > kMaxClientBuffer) return false;
   return true;
@@ -231,22 +187,18 @@ void Session::pump() {
         continue;  // answered at once, or policy_running_ stops the loop
       }
       p.filtered = true;
-      if (phase_ != DownstreamPhase::Ready) {
-        if (phase_ == DownstreamPhase::None) {
+      if (!link_.ready()) {
+        if (link_.phase() == DownstreamLink::Phase::None) {
           bool is_helo = p.command.verb == smtp::Verb::Ehlo || p.command.verb == smtp::Verb::Helo;
           connect_downstream(!is_helo && !helo_name_.empty());
         }
-        break;  // resumes when the downstream is ready
+        break;  // resumes when the downstream is ready (on_link_ready)
       }
-      if ((speculated_ehlo_ || reused_unproven_) && !speculation_fits(p.command)) {
-        drop_unfit_pooled();
-        continue;  // phase None: a fresh connection for this command
-      }
-      reused_unproven_ = false;
+      if (!link_.fits_first_command(p.command)) continue;  // phase None: a fresh connection for it
       smtp::Command cmd = std::move(p.command);
       parked_.reset();
-      if (speculated_ehlo_) {
-        answer_from_speculation(std::move(cmd));
+      if (auto speculated = link_.take_speculated_reply(cmd)) {
+        answer_from_speculation(std::move(cmd), std::move(*speculated));
         continue;
       }
       proceed(std::move(cmd));
@@ -260,7 +212,7 @@ void Session::pump() {
   }
   close_if_client_finished();
   if (client_paused_ && state_ != State::Closing && client_ && client_in_.size() - client_pos_ <= kMaxClientBuffer &&
-      (!downstream_ || downstream_->queued_bytes() <= kMaxDownstreamQueue)) {
+      link_.queued_bytes() <= kMaxDownstreamQueue) {
     client_paused_ = false;
     client_->start_reading();
   }
@@ -363,7 +315,7 @@ bool Session::check(const smtp::Command& cmd) {
     case Verb::Rset:
     case Verb::Noop:
     case Verb::Help:
-      if (phase_ == DownstreamPhase::None) {
+      if (link_.phase() == DownstreamLink::Phase::None) {
         // No downstream right now (the last transaction was refused): nothing to reset there.
         if (cmd.verb == Verb::Rset) reset_transaction();
         queue_local(cmd.verb == Verb::Help ? replies::kHelpLocal : replies::kOkLocal);
@@ -426,7 +378,7 @@ void Session::proceed(smtp::Command cmd) {
       break;
     case Verb::Mail:
       reset_transaction();
-      ++downstream_history_.mails;
+      link_.count_mail();
       tx_.queue_id = make_queue_id();
       tx_.prdr = cmd.param("PRDR") != nullptr;
       if (tx_.prdr) cmd.line = relayed_mail_line(cmd);  // dotgate answers per recipient itself
@@ -446,28 +398,26 @@ void Session::proceed(smtp::Command cmd) {
       break;
     case Verb::Auth:
       barrier_ = true;  // a 334 means the next line is not a command
-      downstream_reusable_ = false;  // the MTA's session is authenticated now: never another client's
+      link_.not_reusable();  // the MTA's session is authenticated now: never another client's
       break;
     case Verb::Rset:
       // Now, not at its reply: a MAIL pipelined right after it starts the next transaction, and
       // the RSET's 250 (RFC 5321: RSET always succeeds) must not wipe that one.
       reset_transaction();
-      ++downstream_history_.junk;
+      link_.count_junk();
       break;
     case Verb::Noop:
-      ++downstream_history_.junk;
+      link_.count_junk();
       break;
     default:
-      downstream_reusable_ = false;  // a command we do not follow: its effect on the MTA is unknown
+      link_.not_reusable();  // a command we do not follow: its effect on the MTA is unknown
       break;
   }
   slot.generation = tx_generation_;
   pending_.push_back(std::move(slot));
-  ++downstream_in_flight_;
   std::string wire = std::move(cmd.line);
   wire += "\r\n";
-  send_downstream(wire);
-  arm_downstream_timer();
+  link_.send_command(wire);
 }
 
 // ---- half-closed clients -----------------------------------------------------------------------
@@ -544,22 +494,15 @@ void Session::close_all() {
   policy::Chain::abandon(std::move(chain_));  // required policies still run; the rest stop
   for (auto& run : judgement_.runs) policy::Chain::abandon(std::move(run.chain));  // other profiles
   client_timer_.stop();
-  downstream_timer_.stop();
   uv_timer_stop(&verdict_timer_);
-  if (downstream_) downstream_->close();  // never a dot: the downstream queues nothing
-  if (client_) client_->close_after_flush();  // the last reply still reaches the client
-  auto on_timer_closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->handle_closed(); };
-  uv_close(reinterpret_cast<uv_handle_t*>(&client_timer_.handle), on_timer_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&downstream_timer_.handle), on_timer_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&verdict_timer_), on_timer_closed);
-}
-
-void Session::handle_closed() {
-  if (--open_handles_ > 0) return;
-  if (keeping_) keeping_->detach();  // the copy is finished without us
-  if (counted_open_) counters_.sub(counters_.connections_open);
-  host_.session_closed(this);
-  delete this;
+  link_.shut_down();  // never a dot: the downstream queues nothing
+  net::drop(client_.release(), /*flush=*/true);  // the last reply still reaches the client
+  close_group_.close([this] {
+    if (keeping_) keeping_->detach();  // the copy is finished without us
+    if (counted_open_) counters_.sub(counters_.connections_open);
+    host_.session_closed(this);
+    delete this;
+  });
 }
 
 }  // namespace dotgate::proxy

@@ -1,11 +1,16 @@
 // proxy/session.h — one client connection and its downstream connection: the SMTP state machine.
 //
-// Made by a Worker for each accepted connection; owns the client TcpConnection, at most one
-// downstream TcpConnection at a time, three timers (client, downstream, verdict deadline), the
-// spool and the policy chain; shares the worker's profile lookup (profile_lookup.h) once it asked
-// it something, its request in flight cancelled in close_all(); a fail_keep copy being written
-// (QuarantineWrite) is detached when the session goes. It frees itself when every handle it owns
-// has closed (close callbacks counted), after telling its host.
+// Made by a Worker for each accepted connection. What it owns:
+//   - the client stream (net::StreamPtr; the session reads and writes plaintext and does not know
+//     what carries it), and its events (Stream::Events);
+//   - the DownstreamLink (downstream_link.h): the MTA side, one connection at a time, its
+//     handshake and its timer; its events come through DownstreamLink::Owner;
+//   - two timers of its own (client, verdict deadline), the spool and the policy chain.
+// It shares the worker's profile lookup (profile_lookup.h) once it asked it something, its request
+// in flight cancelled in close_all(); a fail_keep copy being written (QuarantineWrite) is detached
+// when the session goes. Close sequence (close_all): the streams are dropped (they close on their
+// own, the client's after its last reply), then the three timers close through close_group_,
+// whose callback tells the host and frees the session: nothing is counted by hand.
 //
 // The flow (DESIGN.md, OpenSMTPD's check -> filter -> proceed):
 //   Greeting: connect downstream, relay its (normalised) greeting; client bytes now are an early talker.
@@ -37,7 +42,9 @@
 #include <nlohmann/json.hpp>
 #include <uv.h>
 
+#include "lib/net/close_group.h"
 #include "lib/net/lazy_timer.h"
+#include "lib/net/stream.h"
 #include "lib/net/tcp_connection.h"
 #include "lib/smtp/command.h"
 #include "lib/smtp/data_stream.h"
@@ -46,6 +53,7 @@
 #include "lib/smtp/reply.h"
 #include "lib/spool/spool.h"
 #include "policies/chain.h"
+#include "proxy/downstream_link.h"
 #include "proxy/downstream_pool.h"
 #include "proxy/replies.h"
 #include "proxy/runtime.h"
@@ -72,7 +80,7 @@ class SessionHost {
   virtual void session_closed(Session* session) = 0;  // the session is about to free itself
 };
 
-class Session final : public net::TcpConnection::Events {
+class Session final : public net::Stream::Events, public DownstreamLink::Owner {
  public:
   Session(SessionHost& host, std::shared_ptr<const Runtime> runtime);
   Session(const Session&) = delete;
@@ -85,12 +93,18 @@ class Session final : public net::TcpConnection::Events {
   // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
   void shut_down();
 
-  // TcpConnection::Events
-  void on_connected(net::TcpConnection& c, int status) override;
-  void on_data(net::TcpConnection& c, std::string_view data) override;
-  void on_end(net::TcpConnection& c, int status) override;
-  void on_drained(net::TcpConnection& c) override;
-  void on_closed(net::TcpConnection& c) override;
+  // net::Stream::Events: the client's stream
+  void on_data(net::Stream& c, std::string_view data) override;
+  void on_end(net::Stream& c, const net::StreamEnd& end) override;
+  void on_drained(net::Stream& c) override;
+
+  // DownstreamLink::Owner
+  void on_link_greeting(smtp::Reply greeting) override;
+  void on_link_ready() override;
+  void on_link_reply(smtp::Reply reply) override;
+  void on_link_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail) override;
+  void on_link_closed(const net::StreamEnd& end, bool idle) override;
+  void on_link_drained() override;
 
  private:
   // Client input kept while a command waits (for the downstream, a policy, or its reply). Past
@@ -99,18 +113,7 @@ class Session final : public net::TcpConnection::Events {
   static constexpr std::size_t kMaxClientBuffer = 64 * 1024;
   // Downstream write queue above which the client is not read (a slow MTA slows the client).
   static constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
-  // NOOP and RSET on one downstream connection past which it goes to no further client: Postfix
-  // counts them per connection and starts penalising at smtpd_junk_command_limit (100).
-  static constexpr std::size_t kMaxReusedJunk = 50;
-  // MAIL commands on one downstream connection past which it goes to no further client: Exim
-  // refuses MAIL past smtp_accept_max_per_connection (1000) on a connection.
-  static constexpr std::size_t kMaxReusedMails = 500;
-
   enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
-  // Replaying: the EHLO/HELO on a fresh connection. ReplayingMessage: MAIL, RCPTs and DATA of a
-  // message sent again to a fresh connection (a verdict edited its header), whose dot reply the
-  // client is waiting for.
-  enum class DownstreamPhase { None, Connecting, Greeting, Replaying, ReplayingMessage, Ready };
 
   // One slot per command, in the order received; a reply leaves when it and all before it are known.
   struct PendingReply {
@@ -219,7 +222,6 @@ class Session final : public net::TcpConnection::Events {
   void send_replay_commands();
   void on_replay_reply(smtp::Reply reply);
   void replay_failed(const std::string& why);
-  void downstream_ready();  // greeting (and EHLO replay) done on a fresh connection
   // Client EOF: true when the client has asked for everything it wants (a QUIT is buffered, or
   // its dot is already relayed): it half-closed and waits for its replies (Exim does).
   bool client_done_talking() const;
@@ -233,27 +235,19 @@ class Session final : public net::TcpConnection::Events {
   smtp::Reply make_reply(const ReplySpec& spec) const;
   void local_error(const smtp::Reply& reply);  // a client error: counted against max_errors
 
-  // downstream side
-  void connect_downstream(bool replay, bool use_pool = true);
-  void replace_dead_pooled();
+  // downstream side (session_downstream.cc)
+  // A downstream connection for what comes next. `replay`: the client said HELO/EHLO before, and
+  // the MTA must hear it again on the new connection.
+  void connect_downstream(bool replay);
   bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes, or keeps it (max_sessions)
-  bool speculation_fits(const smtp::Command& cmd) const;
-  void drop_unfit_pooled();
-  void end_lease(const net::TcpConnection* c);  // c was leased_downstream_: tell the pool, once
-  void retire_taken(DownstreamPool& pool);      // the pooled downstream_ goes back to say QUIT, unused
-  void answer_from_speculation(smtp::Command cmd);
-  void send_downstream(std::string_view bytes);
-  void on_downstream_reply(smtp::Reply reply);
-  void on_greeting(smtp::Reply reply);
+  void answer_from_speculation(smtp::Command cmd, smtp::Reply reply);
   void on_command_reply(PendingReply& slot, smtp::Reply reply);
   void abort_downstream();
-  void arm_downstream_timer();
   void downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail);
 
   // timers
   void arm_client_timer();
   static void on_client_timer(uv_timer_t* t);
-  static void on_downstream_timer(uv_timer_t* t);
 
   // transaction and session end
   policy::Envelope envelope() const;
@@ -275,52 +269,21 @@ class Session final : public net::TcpConnection::Events {
   void reset_transaction();
   void fail_session(const ReplySpec& spec, const std::string& reason);
   void close_all();
-  void handle_closed();
 
   SessionHost& host_;
   std::shared_ptr<const Runtime> runtime_;
   const config::Config& config_;
   metrics::WorkerCounters& counters_;
 
-  net::TcpConnection* client_ = nullptr;
-  net::TcpConnection* downstream_ = nullptr;
-  net::LazyTimer client_timer_;      // re-armed on nearly every line: see lazy_timer.h
-  net::LazyTimer downstream_timer_;
-  uv_timer_t verdict_timer_{};  // the overall data_end deadline
-  int open_handles_ = 0;
+  net::StreamPtr client_;
+  DownstreamLink link_;
+  net::LazyTimer client_timer_;  // re-armed on nearly every line: see lazy_timer.h
+  uv_timer_t verdict_timer_{};   // the overall data_end deadline
+  net::CloseGroup close_group_;  // the timers above and the link's: closed last, then `delete this`
   bool counted_open_ = false;
 
   State state_ = State::Greeting;
-  DownstreamPhase phase_ = DownstreamPhase::None;
-  bool replay_helo_ = false;  // the connection being set up must replay EHLO/HELO
-  // A connection from the pool may have died just before we took it (the MTA's timeout, a
-  // restart): until its first reply, what we sent on it is kept, to be sent again on a fresh
-  // connection if it ends unanswered (at most one command: no PIPELINING is known before EHLO).
-  bool pooled_untested_ = false;
-  std::string untested_sent_;
-  std::string resend_after_greeting_;  // that command, for the fresh connection
-  // downstream.pool.ehlo: the pooled connection's reply to an EHLO it sent ahead of the client.
-  // Used only for a first command that is exactly that EHLO (DownstreamPool explains why).
-  std::optional<smtp::Reply> speculated_ehlo_;
-  std::string speculated_name_;
-  bool speculated_used_ = false;  // the EHLO was answered so: a fresh connection must replay it
-  bool no_pool_ = false;          // a speculated or reused connection did not fit this client: no more
-  // downstream.pool.max_sessions (downstream_pool.h): what the connection carried before this
-  // session and since, its greeting (the next client's if it goes back to the pool), whether the
-  // MTA still holds an earlier client's HELO (the first command must then be HELO/EHLO), and
-  // whether this session left anything the next client must not inherit (an error, AUTH, ...).
-  DownstreamPool::History downstream_history_;
-  std::optional<smtp::Reply> downstream_greeting_;
-  bool reused_unproven_ = false;
-  bool downstream_reusable_ = true;
-  // The pooled connection this session holds under a lease (DownstreamPool::Taken::leased): the
-  // pool counts it toward its size until end_lease() says it is given back, retired or closed.
-  net::TcpConnection* leased_downstream_ = nullptr;
-  smtp::EhloCapabilities downstream_caps_;
-  bool downstream_pipelining_ = false;
-  std::size_t downstream_in_flight_ = 0;  // commands sent, replies not yet received
-  bool barrier_ = false;                  // a command that must be answered before the next one
-  smtp::ReplyParser reply_parser_;
+  bool barrier_ = false;  // a command that must be answered before the next one
 
   std::string client_in_;
   std::size_t client_pos_ = 0;  // bytes of client_in_ already consumed
@@ -344,8 +307,8 @@ class Session final : public net::TcpConnection::Events {
   bool pump_again_ = false;
   bool auth_continuation_ = false;  // next client line answers a 334 (AUTH passthrough)
   bool quit_ = false;
-  bool client_ended_ = false;
-  bool deadline_passed_ = false;  // this transaction's verdict came from the deadline  // EOF from a client that waits for its last replies
+  bool client_ended_ = false;  // EOF from a client that waits for its last replies
+  bool deadline_passed_ = false;  // this transaction's verdict came from the deadline
   bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
 
   std::string peer_;

@@ -23,7 +23,7 @@ void Session::feed_data() {
   out.reserve(input.size() + 64);
   smtp::DataStream::Progress p = data_stream_.feed(input, out);
   client_pos_ += p.consumed;
-  if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && downstream_) {
+  if (!out.empty() && data_stream_.fault() == smtp::DataFault::None && link_.connected()) {
     counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::ClientToDownstream)], out.size());
     spool_->append(out);
     if (p.ended) {
@@ -31,8 +31,8 @@ void Session::feed_data() {
       // write and one segment fewer per message. The MTA waits for the dot either way.
       return run_verdict();
     }
-    send_downstream(out);
-    if (downstream_ && downstream_->queued_bytes() > kMaxDownstreamQueue && client_ && !client_paused_) {
+    link_.send_body(out);
+    if (link_.queued_bytes() > kMaxDownstreamQueue && client_ && !client_paused_) {
       client_->stop_reading();
       client_paused_ = true;
     }
@@ -86,7 +86,7 @@ void Session::on_verdict(policy::Verdict verdict) {
     refuse_message(verdict);
     return;
   }
-  if (!downstream_ || !client_) {
+  if (!link_.connected() || !client_) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");
     return;
   }
@@ -95,11 +95,9 @@ void Session::on_verdict(policy::Verdict verdict) {
     return;
   }
   await_dot_reply();
-  ++downstream_in_flight_;
   data_out_ += ".\r\n";  // the body's last piece, held back by feed_data(), with the dot
-  send_downstream(data_out_);
+  link_.send_dot(data_out_);
   data_out_.clear();
-  arm_downstream_timer();
 }
 
 void Session::refuse_message(const policy::Verdict& verdict) {

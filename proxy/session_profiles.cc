@@ -337,7 +337,7 @@ void Session::prdr_finish(const std::optional<policy::Verdict>& kept) {
     for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
     for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
   }
-  if (!downstream_ || !client_) {
+  if (!link_.connected() || !client_) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");
     return;
   }

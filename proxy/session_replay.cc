@@ -39,13 +39,10 @@ void Session::start_replay(const policy::MessageEdit& edit, const std::vector<st
 
 void Session::send_replay_commands() {
   // With PIPELINING all of them at once (RFC 2920: DATA may end the group); else one at a time.
-  std::string wire;
   while (replay_.sent < replay_.commands.size()) {
-    wire += replay_.commands[replay_.sent++];
-    if (!downstream_pipelining_) break;
+    link_.send_command(replay_.commands[replay_.sent++]);
+    if (!link_.pipelining()) break;
   }
-  send_downstream(wire);
-  arm_downstream_timer();
 }
 
 void Session::on_replay_reply(smtp::Reply reply) {
@@ -58,16 +55,13 @@ void Session::on_replay_reply(smtp::Reply reply) {
     return;
   }
   if (!is_data) {
-    if (!downstream_pipelining_ && replay_.sent < replay_.commands.size()) send_replay_commands();
+    if (!link_.pipelining() && replay_.sent < replay_.commands.size()) send_replay_commands();
     return;
   }
   // 354: the message and its dot. The dot's reply is the client's, through the slot that waits.
-  phase_ = DownstreamPhase::Ready;
   replay_.active = false;
-  ++downstream_in_flight_;
-  send_downstream(replay_.message);
+  link_.send_dot(replay_.message);
   std::string().swap(replay_.message);
-  arm_downstream_timer();
 }
 
 void Session::replay_failed(const std::string& why) {

@@ -73,13 +73,13 @@ struct Client::Exchange {
   ClientResult pending;
 };
 
-class Client::Events final : public net::TcpConnection::Events {
+class Client::Events final : public net::Stream::Events {
  public:
   explicit Events(Client* c) : client(c) {}
-  void on_connected(net::TcpConnection& t, int status) override;
-  void on_data(net::TcpConnection& t, std::string_view data) override;
-  void on_end(net::TcpConnection& t, int status) override;
-  void on_closed(net::TcpConnection& t) override;
+  void on_connected(net::Stream& t, int status) override;
+  void on_data(net::Stream& t, std::string_view data) override;
+  void on_end(net::Stream& t, const net::StreamEnd& end) override;
+  void on_closed(net::Stream& t) override;
   Client* client;
 };
 
@@ -329,16 +329,16 @@ void Client::handle_closed() {
   if (closing_ && open_handles_ == 0) delete this;
 }
 
-void Client::Events::on_connected(net::TcpConnection& t, int status) {
+void Client::Events::on_connected(net::Stream& t, int status) {
   client->connection_connected(static_cast<Connection*>(t.user_tag), status);
 }
-void Client::Events::on_data(net::TcpConnection& t, std::string_view data) {
+void Client::Events::on_data(net::Stream& t, std::string_view data) {
   client->connection_data(static_cast<Connection*>(t.user_tag), data);
 }
-void Client::Events::on_end(net::TcpConnection& t, int status) {
-  client->connection_ended(static_cast<Connection*>(t.user_tag), status);
+void Client::Events::on_end(net::Stream& t, const net::StreamEnd& end) {
+  client->connection_ended(static_cast<Connection*>(t.user_tag), end.status);
 }
-void Client::Events::on_closed(net::TcpConnection& t) {
+void Client::Events::on_closed(net::Stream& t) {
   auto* conn = static_cast<Connection*>(t.user_tag);
   Client* c = conn->events.client;
   delete conn;

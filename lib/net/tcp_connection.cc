@@ -72,10 +72,7 @@ void TcpConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
   if (nread == 0 || c->closing_) return;
   if (nread < 0) {
     c->stop_reading();
-    if (!c->ended_) {
-      c->ended_ = true;
-      c->events_->on_end(*c, static_cast<int>(nread));
-    }
+    c->end(static_cast<int>(nread));
     return;
   }
   if (c->buffer_->busy_poll) c->buffer_->busy_poll->touch();
@@ -102,10 +99,7 @@ void TcpConnection::write(std::string_view bytes) {
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, &TcpConnection::on_write);
   if (rc != 0) {
     std::free(w);
-    if (!ended_) {
-      ended_ = true;
-      events_->on_end(*this, rc);
-    }
+    end(rc);
     return;
   }
   queued_bytes_ += bytes.size();
@@ -121,14 +115,17 @@ void TcpConnection::on_write(uv_write_t* req, int status) {
   c->queued_bytes_ -= size;
   if (c->closing_) return;
   if (status < 0) {
-    if (!c->ended_) {
-      c->ended_ = true;
-      c->stop_reading();
-      c->events_->on_end(*c, status);
-    }
+    c->stop_reading();
+    c->end(status);
     return;
   }
   if (c->queued_bytes_ == 0) c->events_->on_drained(*c);
+}
+
+void TcpConnection::end(int status) {
+  if (ended_) return;
+  ended_ = true;
+  events_->on_end(*this, StreamEnd{status, status == UV_EOF ? "connection closed" : uv_strerror(status)});
 }
 
 void TcpConnection::close() {
