@@ -187,10 +187,7 @@ void Chain::advance() {
     verdict = Verdict::fail(421, "4.4.2", "session abandoned", "session abandoned");
   } else {
     // Every policy passed: their edits together, in configured order.
-    for (auto& v : r->verdicts) {
-      for (auto& h : v.edit.remove_headers) verdict.edit.remove_headers.push_back(std::move(h));
-      for (auto& h : v.edit.add_headers) verdict.edit.add_headers.push_back(std::move(h));
-    }
+    for (const auto& v : r->verdicts) verdict.edit.append(v.edit);
   }
   if (r->hook == Hook::DataEnd) {
     for (auto& result : r->results)

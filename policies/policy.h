@@ -40,6 +40,11 @@ struct MessageEdit {
   std::vector<std::pair<std::string, std::string>> add_headers;  // name, value
   std::vector<std::string> remove_headers;
   bool empty() const { return add_headers.empty() && remove_headers.empty(); }
+  // Another policy's edits after these (configured order: removals, then additions, each in order).
+  void append(const MessageEdit& more) {
+    remove_headers.insert(remove_headers.end(), more.remove_headers.begin(), more.remove_headers.end());
+    add_headers.insert(add_headers.end(), more.add_headers.begin(), more.add_headers.end());
+  }
 };
 
 struct Verdict {
@@ -96,6 +101,11 @@ struct Envelope {
 };
 
 enum class Outcome { Accepted, Rejected, Tempfailed, Aborted };
+// What a reply to a message (the dot's, a verdict's) made of it: 2xx accepted, 4xx tempfailed,
+// 5xx rejected.
+inline Outcome outcome_of(const smtp::Reply& reply) {
+  return reply.klass() == 2 ? Outcome::Accepted : reply.transient() ? Outcome::Tempfailed : Outcome::Rejected;
+}
 
 using Done = std::function<void(Verdict)>;
 // The message at data_end, shared: a policy that works on it later (a thread-pool job, a

@@ -27,10 +27,9 @@ void DownstreamLink::connect_fresh(smtp::Handshake::Plan plan) {
   std::uint64_t generation = ++generation_;
   conn_.phase = Phase::Connecting;
   conn_.handshake = smtp::Handshake(std::move(plan));
-  auto* tcp = net::TcpConnection::create(context_.loop, this, context_.buffer);
-  stream_.reset(tcp);
-  int rc = tcp->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
-  if (rc != 0) {
+  int rc = 0;
+  stream_.reset(context_.connector.connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address), this, rc));
+  if (!stream_) {
     failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(rc));
     return;
   }

@@ -30,7 +30,7 @@
 #include "lib/metrics/metrics.h"
 #include "lib/net/lazy_timer.h"
 #include "lib/net/stream.h"
-#include "lib/net/tcp_connection.h"
+#include "lib/net/connector.h"
 #include "lib/smtp/command.h"
 #include "lib/smtp/handshake.h"
 #include "lib/smtp/reply.h"
@@ -59,8 +59,8 @@ class DownstreamLink final : public net::Stream::Events {
   };
   struct Context {
     uv_loop_t* loop;
-    net::ReadBuffer* buffer;
-    DownstreamPool* pool;  // null: none (tests)
+    net::Connector& connector;  // fresh connections (the worker's TcpConnector; scripted in tests)
+    DownstreamPool* pool;       // null: none
     metrics::WorkerCounters& counters;
     std::atomic<bool>& reachable;  // Shared::downstream_reachable: the last connect's outcome
     std::string client;            // for log lines

@@ -11,9 +11,9 @@
 
 namespace dotgate::proxy {
 
-DownstreamPool::DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, metrics::WorkerCounters* counters,
+DownstreamPool::DownstreamPool(uv_loop_t* loop, net::Connector& connector, metrics::WorkerCounters* counters,
                                std::function<void()> on_finished)
-    : loop_(loop), buffer_(buffer), counters_(counters), on_finished_(std::move(on_finished)) {
+    : loop_(loop), connector_(connector), counters_(counters), on_finished_(std::move(on_finished)) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
 }
@@ -69,7 +69,13 @@ void DownstreamPool::fill(std::shared_ptr<const Runtime> runtime) {
 }
 
 void DownstreamPool::open_one() {
-  auto* c = net::TcpConnection::create(loop_, this, buffer_);
+  int rc = 0;
+  net::Stream* c = connector_.connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address), this, rc);
+  if (!c) {
+    log::debug("downstream pool: connect failed", {{"reason", uv_strerror(rc)}});
+    failed();
+    return;
+  }
   ++open_;
   Entry& e = entries_.emplace_back();
   e.connection = c;
@@ -78,8 +84,6 @@ void DownstreamPool::open_one() {
   e.handshake = smtp::Handshake({.relay_greeting = false, .hello = ehlo.empty() ? "" : "EHLO " + ehlo});
   // As for a session's own connection: connect_timeout covers the connect and the greeting.
   e.deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.connect_timeout.count());
-  int rc = c->connect(reinterpret_cast<const sockaddr*>(&runtime_->downstream_address));
-  if (rc != 0) discard(std::prev(entries_.end()), true, uv_strerror(rc));
 }
 
 std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<const Runtime>& runtime) {

@@ -50,7 +50,7 @@
 #include <uv.h>
 
 #include "lib/metrics/metrics.h"
-#include "lib/net/tcp_connection.h"
+#include "lib/net/connector.h"
 #include "lib/smtp/handshake.h"
 #include "lib/smtp/reply.h"
 #include "proxy/runtime.h"
@@ -75,7 +75,7 @@ class DownstreamPool final : public net::Stream::Events {
   };
 
   // `counters`: where the pool's idle and leased gauges go (null: nowhere).
-  DownstreamPool(uv_loop_t* loop, net::ReadBuffer* buffer, metrics::WorkerCounters* counters,
+  DownstreamPool(uv_loop_t* loop, net::Connector& connector, metrics::WorkerCounters* counters,
                  std::function<void()> on_finished);
   DownstreamPool(const DownstreamPool&) = delete;
   DownstreamPool& operator=(const DownstreamPool&) = delete;
@@ -141,7 +141,7 @@ class DownstreamPool final : public net::Stream::Events {
   bool compatible(const Runtime& runtime) const;
 
   uv_loop_t* loop_;
-  net::ReadBuffer* buffer_;
+  net::Connector& connector_;
   metrics::WorkerCounters* counters_;
   std::function<void()> on_finished_;
   std::shared_ptr<const Runtime> runtime_;  // the one pooled connections were opened for

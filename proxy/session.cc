@@ -29,7 +29,7 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
       runtime_(std::move(runtime)),
       config_(runtime_->config),
       counters_(host.counters()),
-      link_(*this, {host.loop(), host.read_buffer(), host.downstream_pool(), host.counters(),
+      link_(*this, {host.loop(), host.connector(), host.downstream_pool(), host.counters(),
                     host.shared().downstream_reachable, {}},
             runtime_),
       data_stream_({config_.smtp.max_line_length, config_.smtp.max_message_size, config_.smtp.bare_line_ending}),

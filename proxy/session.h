@@ -71,6 +71,7 @@ class SessionHost {
   virtual ~SessionHost() = default;
   virtual uv_loop_t* loop() = 0;
   virtual net::ReadBuffer* read_buffer() = 0;
+  virtual net::Connector& connector() = 0;  // downstream connections
   virtual metrics::WorkerCounters& counters() = 0;
   virtual Shared& shared() = 0;
   virtual DownstreamPool* downstream_pool() = 0;  // pre-greeted connections; QUIT on the way out

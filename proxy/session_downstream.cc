@@ -178,10 +178,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
     }
     slot.reply = smtp::rewrite_reply(smtp::ReplyContext::DataEnd, std::move(reply));
     prdr_wrap(slot);
-    policy::Outcome outcome = slot.reply.klass() == 2   ? policy::Outcome::Accepted
-                              : slot.reply.klass() == 4 ? policy::Outcome::Tempfailed
-                                                        : policy::Outcome::Rejected;
-    finish_transaction(outcome, slot.reply, /*log_later=*/true);  // written after the reply
+    finish_transaction(policy::outcome_of(slot.reply), slot.reply, /*log_later=*/true);  // written after the reply
     enter_state(State::Command);
     return;
   }

@@ -101,7 +101,7 @@ void Session::on_verdict(policy::Verdict verdict) {
 }
 
 void Session::refuse_message(const policy::Verdict& verdict) {
-  policy::Outcome outcome = verdict.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
+  policy::Outcome outcome = policy::outcome_of(verdict.reply);
   if (!verdict.reason.empty())
     log::info("message refused", {{"client", peer_}, {"reply", verdict.reply.code}, {"reason", verdict.reason}});
   enter_state(State::Command);

@@ -283,8 +283,7 @@ void Session::judgement_done() {
       combined = v;
       break;
     }
-    for (const auto& h : v.edit.remove_headers) combined.edit.remove_headers.push_back(h);
-    for (const auto& h : v.edit.add_headers) combined.edit.add_headers.push_back(h);
+    combined.edit.append(v.edit);
   }
   on_verdict(std::move(combined));
 }
@@ -334,8 +333,7 @@ void Session::prdr_finish(const std::optional<policy::Verdict>& kept) {
   for (auto& run : judgement_.runs) {
     const policy::Verdict& v = run.verdict;
     if (!v.passed()) continue;
-    for (auto& h : v.edit.remove_headers) edit.remove_headers.push_back(h);
-    for (auto& h : v.edit.add_headers) edit.add_headers.push_back(h);
+    edit.append(v.edit);
   }
   if (!link_.connected() || !client_) {
     fail_session(replies::kDownstreamLost, "downstream gone before the dot");
@@ -349,7 +347,7 @@ void Session::prdr_finish(const std::optional<policy::Verdict>& kept) {
     slot.ready = true;
     slot.reply = make_reply(replies::kDotDownstreamError);  // replaced by prdr_wrap's final reply
     prdr_wrap(slot);
-    policy::Outcome outcome = slot.reply.permanent() ? policy::Outcome::Rejected : policy::Outcome::Tempfailed;
+    policy::Outcome outcome = policy::outcome_of(slot.reply);
     smtp::Reply final_reply = slot.reply;
     pending_.push_back(std::move(slot));
     finish_transaction(outcome, final_reply);
@@ -372,10 +370,10 @@ void Session::prdr_wrap(PendingReply& slot) {
   smtp::PrdrReplies r = smtp::assemble_prdr(tx_.recipients, tx_.prdr_refusals, slot.reply, make_reply(replies::kPrdrStart));
   tx_.prdr_codes.clear();
   for (std::size_t i = 1; i < r.preface.size(); ++i) {
-    int k = r.preface[i].klass();
-    metrics::PrdrOutcome o = k == 2 ? metrics::PrdrOutcome::Accepted
-                             : k == 4 ? metrics::PrdrOutcome::Tempfailed
-                                      : metrics::PrdrOutcome::Rejected;
+    policy::Outcome outcome = policy::outcome_of(r.preface[i]);
+    metrics::PrdrOutcome o = outcome == policy::Outcome::Accepted     ? metrics::PrdrOutcome::Accepted
+                             : outcome == policy::Outcome::Tempfailed ? metrics::PrdrOutcome::Tempfailed
+                                                                      : metrics::PrdrOutcome::Rejected;
     counters_.add(counters_.prdr_recipients[static_cast<int>(o)]);
     tx_.prdr_codes.push_back(r.preface[i].code);
   }

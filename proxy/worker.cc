@@ -13,7 +13,7 @@ Worker::Worker(Shared& shared, int index)
   async_.data = this;
   busy_poll_ = std::make_unique<net::BusyPoll>(&loop_, shared.runtime()->config.busy_poll_us);
   read_buffer_.busy_poll = busy_poll_.get();
-  pool_ = std::make_unique<DownstreamPool>(&loop_, &read_buffer_, &counters_, [this] { maybe_finish(); });
+  pool_ = std::make_unique<DownstreamPool>(&loop_, connector_, &counters_, [this] { maybe_finish(); });
 }
 
 Worker::~Worker() {

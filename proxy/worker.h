@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "lib/net/connector.h"
 #include "lib/net/listener.h"
 #include "proxy/downstream_pool.h"
 #include "proxy/profile_lookup.h"
@@ -47,6 +48,7 @@ class Worker final : public SessionHost {
   // SessionHost
   uv_loop_t* loop() override { return &loop_; }
   net::ReadBuffer* read_buffer() override { return &read_buffer_; }
+  net::Connector& connector() override { return connector_; }
   metrics::WorkerCounters& counters() override { return counters_; }
   Shared& shared() override { return shared_; }
   DownstreamPool* downstream_pool() override { return pool_.get(); }
@@ -71,6 +73,7 @@ class Worker final : public SessionHost {
   std::size_t listeners_open_ = 0;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   net::ReadBuffer read_buffer_;
+  net::TcpConnector connector_{&loop_, &read_buffer_};  // the downstream connections of this loop
   std::unique_ptr<net::BusyPoll> busy_poll_;  // polls after reads for worker.busy_poll µs
   std::unique_ptr<DownstreamPool> pool_;  // made once the loop is initialised
   // The profile lookup (cache, connections) for the current config, made on first use; replaced

@@ -1,7 +1,10 @@
-// lib/net/stream.cc — see stream.h: dropping a stream, and the events that go nowhere.
+// lib/net/stream.cc — see stream.h and connector.h: dropping a stream, the events that go nowhere,
+// and the plain TCP connector.
 #include "lib/net/stream.h"
 
 #include <uv.h>
+
+#include "lib/net/connector.h"
 
 namespace dotgate::net {
 
@@ -27,6 +30,14 @@ void drop(Stream* stream, bool flush) {
     stream->close_after_flush();
   else
     stream->close();
+}
+
+Stream* TcpConnector::connect(const sockaddr* address, Stream::Events* events, int& error) {
+  auto* c = TcpConnection::create(loop_, events, buffer_);
+  error = c->connect(address);
+  if (error == 0) return c;
+  drop(c);  // the handle is initialised: it must be closed, and nobody hears of it
+  return nullptr;
 }
 
 }  // namespace dotgate::net

@@ -28,6 +28,9 @@
 # every speculated connection is dropped for a fresh one. See README.md, "Downstream connection pool".
 # BENCH_UVRELAY=1 adds a fifth target, uvrelay: test/bench/uv_relay.c (built here with cc), a blind
 # byte relay on libuv, to tell what the event library costs from what dotgate's own work costs.
+# BENCH_BASELINE=PATH adds two more targets, base and base_tuned: another dotgate binary (an
+# earlier commit's) with the dotgate and tuned configs, so a change is measured before and after
+# in one interleaved run.
 # BENCH_TUNED=0 leaves the tuned target out; BENCH_TUNED_POOL (20), BENCH_TUNED_MAX_SESSIONS (100),
 # BENCH_TUNED_BUSY_POLL (100) are its settings.
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
@@ -54,6 +57,11 @@ TUNED_PORT=$((BASE + 4))
 TUNED_ADMIN_PORT=$((BASE + 5))
 UVRELAY_PORT=$((BASE + 6))
 UVRELAY=${BENCH_UVRELAY:-0}
+BASELINE=${BENCH_BASELINE:-}
+BASE_PORT=$((BASE + 7))
+BASE_ADMIN_PORT=$((BASE + 8))
+BASE_TUNED_PORT=$((BASE + 9))
+BASE_TUNED_ADMIN_PORT=$((BASE + 10))
 TUNED=${BENCH_TUNED:-1}
 TUNED_POOL_JSON="{\"size\": ${BENCH_TUNED_POOL:-20}, \"max_idle\": 60, \"max_sessions\": ${BENCH_TUNED_MAX_SESSIONS:-100}}"
 TUNED_BUSY_POLL=${BENCH_TUNED_BUSY_POLL:-100}
@@ -140,11 +148,11 @@ add_target() {
   PROXIES+=("$1")
 }
 
-# start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA: writes $WORK/NAME.json (POOL_JSON: the
-# downstream.pool object, or "off" for none; EXTRA: more top-level members, each ending in a comma),
-# starts dotgate on it, registers it as target NAME.
+# start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA [BINARY]: writes $WORK/NAME.json (POOL_JSON:
+# the downstream.pool object, or "off" for none; EXTRA: more top-level members, each ending in a
+# comma), starts dotgate (or BINARY) on it, registers it as target NAME.
 start_dotgate() {
-  local name=$1 port=$2 admin=$3 pool=$4 extra=$5 pid
+  local name=$1 port=$2 admin=$3 pool=$4 extra=$5 binary=${6:-$DOTGATE} pid
   cat >"$WORK/$name.json" <<EOF
 {
   "listeners": [{"address": "127.0.0.1", "port": $port}],
@@ -157,7 +165,7 @@ start_dotgate() {
   "policies": [{"type": "limits"}]
 }
 EOF
-  "$DOTGATE" --config "$WORK/$name.json" --workers 1 >"$WORK/$name.log" 2>&1 &
+  "$binary" --config "$WORK/$name.json" --workers 1 >"$WORK/$name.log" 2>&1 &
   pid=$!; PIDS+=("$pid")
   wait_port "$port" "$pid" "$name"
   add_target "$name" "$port" "$pid"
@@ -167,12 +175,21 @@ declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT)
 declare -A TARGET_PID=([haproxy]=$HAPROXY_PID)
 TARGETS=(direct haproxy)
 PROXIES=(haproxy)
-declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0) CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0)
+declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0 [base]=0 [base_tuned]=0)
+declare -A CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0 [base]=0 [base_tuned]=0)
 start_dotgate dotgate "$DOTGATE_PORT" "$ADMIN_PORT" "$POOL_JSON" ""
 DOTGATE_PID=${TARGET_PID[dotgate]}
 if [ "$TUNED" = 1 ]; then
   start_dotgate tuned "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$TUNED_POOL_JSON" "\"busy_poll_us\": $TUNED_BUSY_POLL,"
   TUNED_PID=${TARGET_PID[tuned]}
+fi
+if [ -n "$BASELINE" ]; then
+  [ -x "$BASELINE" ] || die "BENCH_BASELINE=$BASELINE is not an executable"
+  start_dotgate base "$BASE_PORT" "$BASE_ADMIN_PORT" "$POOL_JSON" "" "$BASELINE"
+  if [ "$TUNED" = 1 ]; then
+    start_dotgate base_tuned "$BASE_TUNED_PORT" "$BASE_TUNED_ADMIN_PORT" "$TUNED_POOL_JSON" \
+      "\"busy_poll_us\": $TUNED_BUSY_POLL," "$BASELINE"
+  fi
 fi
 if [ "$UVRELAY" = 1 ]; then
   # The reference point: a blind relay on the same event library (test/bench/uv_relay.c).
