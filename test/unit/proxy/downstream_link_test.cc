@@ -111,6 +111,16 @@ struct Fixture {
     pool.reset();
     CHECK(uv_loop_close(&loop) == 0);  // nothing left open
   }
+  // A fresh connection for the client's greeting, connected, greeted, ready; the events so far forgotten.
+  ScriptedStream& open_ready() {
+    link->open({.relay_greeting = true, .hello = ""});
+    ScriptedStream& s = connector.last();
+    s.connected(0);
+    s.inject("220 mx.example ESMTP\r\n");
+    REQUIRE(owner.events == std::vector<std::string>{"greeting 220", "ready"});
+    owner.events.clear();
+    return s;
+  }
   // A pooled connection greeted (and, with pool.ehlo, its EHLO answered) by the pool.
   ScriptedStream& greet_pooled(bool pipelining_ehlo = true) {
     ScriptedStream& s = connector.last();
@@ -238,11 +248,7 @@ TEST_CASE("a broken reply line: protocol failure") {
 
 TEST_CASE("commands: replies in order, one owed each; a reply nobody asked for is dropped") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
-  ScriptedStream& s = f.connector.last();
-  s.connected(0);
-  s.inject("220 mx.example ESMTP\r\n");
-  f.owner.events.clear();
+  ScriptedStream& s = f.open_ready();
   f.link->send_command("MAIL FROM:<a@x>\r\n");
   f.link->send_command("RCPT TO:<b@x>\r\n");
   CHECK(f.link->in_flight() == 2);
@@ -254,20 +260,12 @@ TEST_CASE("commands: replies in order, one owed each; a reply nobody asked for i
 
 TEST_CASE("the MTA closes a ready connection: idle or not, the owner decides") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
-  ScriptedStream& s = f.connector.last();
-  s.connected(0);
-  s.inject("220 mx.example ESMTP\r\n");
-  f.owner.events.clear();
+  ScriptedStream& s = f.open_ready();
   s.end(UV_EOF);
   CHECK(f.owner.events == std::vector<std::string>{"closed idle connection closed"});
 
   Fixture g;
-  g.link->open({.relay_greeting = true, .hello = ""});
-  ScriptedStream& t = g.connector.last();
-  t.connected(0);
-  t.inject("220 mx.example ESMTP\r\n");
-  g.owner.events.clear();
+  ScriptedStream& t = g.open_ready();
   g.link->send_command("MAIL FROM:<a@x>\r\n");
   t.end(UV_ECONNRESET, "connection reset by peer");
   CHECK(g.owner.events == std::vector<std::string>{"closed busy connection reset by peer"});
@@ -275,12 +273,8 @@ TEST_CASE("the MTA closes a ready connection: idle or not, the owner decides") {
 
 TEST_CASE("reset drops the connection: closed, nothing more reaches the owner") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
-  ScriptedStream& s = f.connector.last();
+  ScriptedStream& s = f.open_ready();
   auto probe = f.connector.made.back().probe;
-  s.connected(0);
-  s.inject("220 mx.example ESMTP\r\n");
-  f.owner.events.clear();
   f.link->send_command("DATA\r\n");
   f.link->reset();
   CHECK(probe->closed);
@@ -311,11 +305,7 @@ TEST_CASE("connect timeout: the link's timer fails it") {
 
 TEST_CASE("reply timeout: a command owed too long fails the link") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
-  ScriptedStream& s = f.connector.last();
-  s.connected(0);
-  s.inject("220 mx.example ESMTP\r\n");
-  f.owner.events.clear();
+  ScriptedStream& s = f.open_ready();
   f.link->send_command("MAIL FROM:<a@x>\r\n");
   for (int i = 0; i < 100 && f.owner.events.empty(); ++i) uv_run(&f.loop, UV_RUN_ONCE);
   REQUIRE(f.owner.events.size() == 1);
