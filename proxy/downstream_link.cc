@@ -49,8 +49,8 @@ bool DownstreamLink::adopt_pooled(DownstreamPool& pool, const smtp::Handshake::P
   conn_.untested = true;
   conn_.history = taken->history;
   conn_.greeting = taken->held.greeting;
-  // A plan with a hello says HELO/EHLO first, which resets whatever an earlier client left.
-  conn_.reused_unproven = taken->history.said_helo && plan.hello.empty();
+  // A plan with a hello (or XCLIENT) resets whatever an earlier client left.
+  conn_.reused_unproven = taken->history.said_helo && plan.hello.empty() && !plan.xclient;
   std::string held_hello = taken->held.hello;
   conn_.phase = Phase::Handshake;
   conn_.handshake = smtp::Handshake(plan);
@@ -66,7 +66,7 @@ bool DownstreamLink::adopt_pooled(DownstreamPool& pool, const smtp::Handshake::P
   }
   if (!plan.hello.empty() && out.ready) {
     conn_.speculated_used = true;  // the replay this connection needs is the EHLO it said already
-  } else if (!held_hello.empty()) {
+  } else if (!held_hello.empty() && !plan.xclient) {  // XCLIENT starts the MTA over: nothing held
     conn_.speculated_hello = std::move(held_hello);
     conn_.speculated_reply = conn_.handshake.hello_reply();
   }
@@ -116,9 +116,11 @@ void DownstreamLink::became_ready() {
 void DownstreamLink::replace_dead_pooled() {
   log::info("pooled downstream connection was dead, connecting afresh", {{"client", context_.client}});
   bool handshaking = conn_.phase == Phase::Handshake;
-  smtp::Handshake::Plan plan;
+  smtp::Handshake::Plan plan = conn_.handshake.plan();
+  // A client still waiting for its greeting (XCLIENT was under way) gets the new connection's.
+  plan.relay_greeting = plan.relay_greeting && !conn_.handshake.greeting_handed();
   // The client's EHLO was answered on the dead one (a replay, or what the pool said ahead): say it again.
-  if (handshaking || conn_.speculated_used) plan.hello = conn_.handshake.plan().hello;
+  if (!handshaking && !conn_.speculated_used) plan.hello.clear();
   if (conn_.speculated_used && plan.hello.empty()) plan.hello = conn_.speculated_hello;
   std::string resend = std::move(conn_.untested_sent);
   std::size_t in_flight = conn_.in_flight;
@@ -194,7 +196,10 @@ bool DownstreamLink::retire(bool reusable, bool client_said_helo) {
       !conn_.parser.idle())
     return false;
   // max_sessions: the next client may have it, if nothing of this session would follow it there.
-  if (reusable && conn_.reusable && conn_.greeting && conn_.history.junk < kMaxReusedJunk &&
+  // XCLIENT: the MTA takes the connection for this client's; another client's XCLIENT would be
+  // judged as coming from it, and refused.
+  if (reusable && conn_.reusable && !conn_.handshake.identity_sent() && conn_.greeting &&
+      conn_.history.junk < kMaxReusedJunk &&
       conn_.history.mails < kMaxReusedMails) {
     DownstreamPool::History history = conn_.history;
     ++history.sessions;

@@ -80,8 +80,9 @@ void DownstreamPool::open_one() {
   Entry& e = entries_.emplace_back();
   e.connection = c;
   e.phase = Phase::Connecting;
-  const std::string& ehlo = runtime_->config.downstream.pool_ehlo;
-  e.handshake = smtp::Handshake({.relay_greeting = false, .hello = ehlo.empty() ? "" : "EHLO " + ehlo});
+  smtp::Handshake::Plan plan;  // greeted for no client yet; pool.ehlo said ahead
+  if (!runtime_->config.downstream.pool_ehlo.empty()) plan.hello = "EHLO " + runtime_->config.downstream.pool_ehlo;
+  e.handshake = smtp::Handshake(std::move(plan));
   // As for a session's own connection: connect_timeout covers the connect and the greeting.
   e.deadline = uv_now(loop_) + static_cast<std::uint64_t>(runtime_->config.downstream.connect_timeout.count());
 }

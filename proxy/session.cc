@@ -75,6 +75,7 @@ void Session::start(uv_stream_t* server) {
   }
   client_->set_nodelay();
   peer_ = client_->peer_name();
+  local_ = tcp->local_name();
   link_.set_client(peer_);
   client_->start_reading();  // from now: anything before our greeting is an early talker
   arm_client_timer();

@@ -240,6 +240,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // A downstream connection for what comes next. `replay`: the client said HELO/EHLO before, and
   // the MTA must hear it again on the new connection.
   void connect_downstream(bool replay);
+  smtp::ClientIdentity client_identity() const;  // for XCLIENT
   bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes, or keeps it (max_sessions)
   void answer_from_speculation(smtp::Command cmd, smtp::Reply reply);
   void on_command_reply(PendingReply& slot, smtp::Reply reply);
@@ -312,7 +313,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool deadline_passed_ = false;  // this transaction's verdict came from the deadline
   bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
 
-  std::string peer_;
+  std::string peer_;   // the client's address, "192.0.2.1:4321" / "[2001:db8::1]:4321"
+  std::string local_;  // the address it connected to
   std::string helo_name_;
   smtp::Verb helo_verb_ = smtp::Verb::Unknown;
   Transaction tx_;

@@ -19,7 +19,33 @@ void Session::connect_downstream(bool replay) {
   // the next transaction (or its replay), and their greeting must be a 2xx.
   plan.relay_greeting = state_ == State::Greeting;
   if (replay) plan.hello = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_;
+  if (config_.downstream.xclient) {
+    plan.xclient = client_identity();
+    plan.own_hello = "EHLO " + config_.smtp.hostname;
+  }
   link_.open(std::move(plan));
+}
+
+// Who the client is, for XCLIENT: what this session knows of it now. NAME: dotgate does no
+// reverse lookup, and without NAME the MTA would keep dotgate's own name for the client.
+smtp::ClientIdentity Session::client_identity() const {
+  smtp::ClientIdentity who;
+  auto split = [](const std::string& name, std::optional<std::string>& addr, std::optional<std::string>& port) {
+    std::size_t colon = name.rfind(':');
+    if (colon == std::string::npos) return;
+    std::string host = name.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    addr = host;
+    port = name.substr(colon + 1);
+  };
+  who.name = std::string(smtp::kUnavailable);
+  split(peer_, who.addr, who.port);
+  split(local_, who.dest_addr, who.dest_port);
+  if (!helo_name_.empty()) {
+    who.helo = helo_name_;
+    who.proto = helo_verb_ == smtp::Verb::Ehlo ? "ESMTP" : "SMTP";
+  }
+  return who;
 }
 
 // ---- DownstreamLink::Owner ---------------------------------------------------------------------

@@ -106,6 +106,7 @@ void read_downstream(Node& node, DownstreamConfig& d) {
   if (auto n = node.member("connect_timeout")) d.connect_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
   if (auto n = node.member("reply_timeout")) d.reply_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
   if (auto n = node.member("data_end_timeout")) d.data_end_timeout = n->as_seconds(kMaxTimeoutSeconds, false);
+  if (auto n = node.member("xclient")) d.xclient = n->as_bool();
   if (auto n = node.member("pool")) {
     n->expect_object();
     // 64 per worker is already more idle MTA processes than any deployment wants; a bound keeps a

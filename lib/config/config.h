@@ -58,6 +58,11 @@ struct DownstreamConfig {
   // Client sessions one pooled connection may carry, one after another (downstream_pool.h);
   // 1: each connection says QUIT after its session.
   std::size_t pool_max_sessions = 1;
+  // Tell the MTA the real client (XCLIENT, Postfix's XCLIENT_README) on every connection, when it
+  // announces XCLIENT to dotgate (smtpd_authorized_xclient_hosts). Off by default: it costs an
+  // EHLO round trip per connection, and an MTA behind a Postfix before-queue filter gets the
+  // client through XFORWARD instead.
+  bool xclient = false;
 };
 
 struct SmtpConfig {

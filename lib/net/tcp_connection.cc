@@ -161,23 +161,40 @@ void TcpConnection::on_close(uv_handle_t* handle) {
   delete c;
 }
 
+namespace {
+std::string address_name(const sockaddr_storage& ss);
+}  // namespace
+
 std::string TcpConnection::peer_name() const {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return address_name(ss);
+}
+
+std::string TcpConnection::local_name() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return address_name(ss);
+}
+
+namespace {
+std::string address_name(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
   std::string out;
   if (ss.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
     uv_ip4_name(in, host, sizeof host);
     out.append(host).append(":").append(std::to_string(ntohs(in->sin_port)));
     return out;
   }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
   uv_ip6_name(in6, host, sizeof host);
   out.append("[").append(host).append("]:").append(std::to_string(ntohs(in6->sin6_port)));
   return out;
 }
+}  // namespace
 
 int make_sockaddr(const std::string& address, int port, sockaddr_storage* out) {
   std::memset(out, 0, sizeof *out);

@@ -50,6 +50,7 @@ class TcpConnection final : public Stream {
   bool closing() const override { return closing_; }
 
   std::string peer_name() const override;
+  std::string local_name() const;  // the address the peer connected to, in peer_name()'s form
 
  private:
   TcpConnection(Events* events, ReadBuffer* buffer) : events_(events), buffer_(buffer) {}

@@ -10,14 +10,16 @@ bool is_ehlo(const std::string& hello) { return hello.size() >= 4 && (hello.comp
 Handshake::Output Handshake::resume(Held held) {
   Output out;
   greeting_ = std::move(held.greeting);
-  if (plan_.relay_greeting) out.greeting = *greeting_;
+  client_greeting_ = greeting_;
   if (!held.hello.empty()) {
-    if (!plan_.hello.empty() && plan_.hello != held.hello)
+    if (!plan_.xclient && !plan_.hello.empty() && plan_.hello != held.hello)
       return fail(std::move(out), "holds another hello: " + held.hello);
     hello_ = std::move(held.hello);
     hello_reply_ = std::move(held.hello_reply);
-    if (hello_reply_ && is_ehlo(hello_)) capabilities_ = parse_ehlo(*hello_reply_);
-    if (!plan_.hello.empty()) return ready(std::move(out));  // the very hello the plan wants
+    if (hello_reply_ && is_ehlo(hello_)) {
+      capabilities_ = parse_ehlo(*hello_reply_);
+      capabilities_known_ = true;
+    }
   }
   return after_greeting(std::move(out));
 }
@@ -27,21 +29,46 @@ Handshake::Output Handshake::feed(Reply reply) {
   switch (step_) {
     case Step::Greeting:
       greeting_ = reply;
-      if (plan_.relay_greeting) {
-        // The client judges the greeting (421/554 end its session); nothing more to do here.
-        out.greeting = std::move(reply);
-        if (out.greeting->klass() != 2) {
-          step_ = Step::Ready;
-          out.ready = true;
-          return out;
-        }
-        return after_greeting(std::move(out));
-      }
       if (reply.klass() != 2) {
+        if (plan_.relay_greeting) {
+          // The client judges the greeting (421/554 end its session); nothing more to do here.
+          out.greeting = std::move(reply);
+          greeting_handed_ = true;
+          return ready(std::move(out));
+        }
         std::string why = "greeting " + std::to_string(reply.code);
         return fail(std::move(out), std::move(why), std::move(reply));
       }
+      client_greeting_ = std::move(reply);
       return after_greeting(std::move(out));
+    case Step::OwnHello:
+      hello_ = plan_.own_hello;
+      if (reply.klass() == 2) {
+        capabilities_ = parse_ehlo(reply);
+        hello_reply_ = std::move(reply);
+      } else {
+        // An MTA that refuses dotgate's EHLO offers it nothing: no XCLIENT, go on without.
+        hello_.clear();
+      }
+      capabilities_known_ = true;
+      return after_greeting(std::move(out));
+    case Step::Xclient:
+      if (reply.klass() != 2) {
+        std::string why = "XCLIENT refused: " + std::to_string(reply.code);
+        return fail(std::move(out), std::move(why), std::move(reply));
+      }
+      if (xclient_next_ < xclient_lines_.size()) {
+        out.send = xclient_lines_[xclient_next_++] + "\r\n";
+        return out;
+      }
+      // The MTA started over for the real client: no hello is held, this is its greeting.
+      identity_done_ = true;
+      identity_sent_ = true;
+      hello_.clear();
+      hello_reply_.reset();
+      capabilities_ = {};
+      client_greeting_ = std::move(reply);
+      return after_identity(std::move(out));
     case Step::Hello:
       if (reply.klass() != 2) {
         std::string why = plan_.hello.substr(0, 4) + " refused: " + std::to_string(reply.code);
@@ -59,7 +86,31 @@ Handshake::Output Handshake::feed(Reply reply) {
 }
 
 Handshake::Output Handshake::after_greeting(Output out) {
-  // (issue 17: XCLIENT / XFORWARD / STARTTLS step, before the hello)
+  if (plan_.xclient && !identity_done_) {
+    if (!capabilities_known_) {
+      step_ = Step::OwnHello;
+      out.send = plan_.own_hello + "\r\n";
+      return out;
+    }
+    if (capabilities_.xclient) {
+      xclient_lines_ = build_xclient(*plan_.xclient, capabilities_.xclient_attributes);
+      if (!xclient_lines_.empty()) {
+        step_ = Step::Xclient;
+        out.send = xclient_lines_[0] + "\r\n";
+        xclient_next_ = 1;
+        return out;
+      }
+    }
+    identity_done_ = true;  // not announced (or nothing it takes): the MTA sees dotgate
+  }
+  return after_identity(std::move(out));
+}
+
+Handshake::Output Handshake::after_identity(Output out) {
+  if (plan_.relay_greeting && !greeting_handed_) {
+    out.greeting = client_greeting_;
+    greeting_handed_ = true;
+  }
   if (plan_.hello.empty() || plan_.hello == hello_) return ready(std::move(out));
   step_ = Step::Hello;
   out.send = plan_.hello + "\r\n";

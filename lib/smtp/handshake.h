@@ -7,8 +7,16 @@
 // connection that replaces a pooled one found dead. Steps, in order:
 //   1. greeting  — relayed to a client that waits for it (whatever its code: the session
 //                  normalises it), else it must be a 2xx;
-//   2. (the step for XCLIENT / XFORWARD / STARTTLS goes here: it needs the greeting and, for the
-//      capabilities, an EHLO of its own; it ends with the MTA greeted again)
+//   2. identity  — with plan.xclient: dotgate's own EHLO (unless the capabilities are known from
+//                  a pooled connection's), then XCLIENT with the real client's attributes when the
+//                  MTA announces it (Postfix's XCLIENT_README). Each XCLIENT is answered 220: the
+//                  MTA starts over as if the real client had connected, and that 220 is the greeting
+//                  a waiting client gets (the MTA's word on the real client, not on dotgate). A
+//                  refused XCLIENT fails the connection: an MTA that takes dotgate for the client
+//                  may trust it (mynetworks) where it must not trust the internet. An MTA that does
+//                  not announce XCLIENT gets none; the handshake goes on.
+//                  (STARTTLS towards the MTA goes here too, before XCLIENT.) The caller fills
+//                  plan.xclient; build_xclient (xclient.h) words it for what the MTA announced.
 //   3. hello     — the HELO/EHLO the plan names (the client's, replayed; the pool's EHLO said
 //                  ahead of a client), which must be answered 2xx; its capabilities are learnt;
 //   4. ready.
@@ -24,6 +32,7 @@
 
 #include "lib/smtp/ehlo.h"
 #include "lib/smtp/reply.h"
+#include "lib/smtp/xclient.h"
 
 namespace dotgate::smtp {
 
@@ -32,6 +41,8 @@ class Handshake {
   struct Plan {
     bool relay_greeting = false;  // the client waits for this greeting: hand it over as it is
     std::string hello;            // "EHLO name" / "HELO name" (no CRLF) to say once greeted; "" none
+    std::optional<ClientIdentity> xclient;  // the real client, for an MTA that takes XCLIENT
+    std::string own_hello;                  // "EHLO <dotgate's name>": to learn the capabilities
   };
   // What the MTA holds on a connection greeted before this plan: the pool's.
   struct Held {
@@ -49,7 +60,7 @@ class Handshake {
     std::optional<std::string> failed;
     std::optional<Reply> failed_reply;
   };
-  enum class Step { Greeting, Hello, Ready, Failed };
+  enum class Step { Greeting, OwnHello, Xclient, Hello, Ready, Failed };
 
   explicit Handshake(Plan plan) : plan_(std::move(plan)) {}
 
@@ -67,9 +78,14 @@ class Handshake {
   const std::optional<Reply>& hello_reply() const { return hello_reply_; }
   // Learnt from an EHLO's reply; empty for HELO or none.
   const EhloCapabilities& capabilities() const { return capabilities_; }
+  // XCLIENT was sent and accepted: the MTA holds the real client's identity (such a connection
+  // must carry no other client: a second XCLIENT would be judged as coming from the first client).
+  bool identity_sent() const { return identity_sent_; }
+  bool greeting_handed() const { return greeting_handed_; }  // plan.relay_greeting: it went out
 
  private:
-  Output after_greeting(Output out);
+  Output after_greeting(Output out);  // the identity step, then the hello
+  Output after_identity(Output out);
   Output fail(Output out, std::string why, std::optional<Reply> reply = std::nullopt);
   Output ready(Output out);
 
@@ -79,6 +95,13 @@ class Handshake {
   std::string hello_;
   std::optional<Reply> hello_reply_;
   EhloCapabilities capabilities_;
+  bool capabilities_known_ = false;  // from an EHLO on this connection (own, or the pool's)
+  std::optional<Reply> client_greeting_;  // what a waiting client gets: the greeting, or XCLIENT's 220
+  bool greeting_handed_ = false;
+  std::vector<std::string> xclient_lines_;
+  std::size_t xclient_next_ = 0;
+  bool identity_done_ = false;
+  bool identity_sent_ = false;
 };
 
 }  // namespace dotgate::smtp

@@ -21,6 +21,13 @@ using namespace dotgate;
 using dotgate::test::ScriptedStream;
 
 namespace {
+// A plan without XCLIENT (designated initializers would leave members out).
+smtp::Handshake::Plan plan(bool relay_greeting, std::string hello) {
+  smtp::Handshake::Plan p;
+  p.relay_greeting = relay_greeting;
+  p.hello = std::move(hello);
+  return p;
+}
 
 // Every stream made is kept with its probe, so the test can drive it and finish its close.
 struct ScriptedConnector final : net::Connector {
@@ -113,7 +120,7 @@ struct Fixture {
   }
   // A fresh connection for the client's greeting, connected, greeted, ready; the events so far forgotten.
   ScriptedStream& open_ready() {
-    link->open({.relay_greeting = true, .hello = ""});
+    link->open(plan(true, ""));
     ScriptedStream& s = connector.last();
     s.connected(0);
     s.inject("220 mx.example ESMTP\r\n");
@@ -151,7 +158,7 @@ const std::string kFailTimeout = std::to_string(static_cast<int>(metrics::Downst
 
 TEST_CASE("fresh, for the client's greeting: connect, greeting handed over, ready") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   REQUIRE(f.connector.made.size() == 1);
   CHECK(f.link->phase() == proxy::DownstreamLink::Phase::Connecting);
   ScriptedStream& s = f.connector.last();
@@ -166,7 +173,7 @@ TEST_CASE("fresh, for the client's greeting: connect, greeting handed over, read
 
 TEST_CASE("fresh, the greeting split over reads: nothing until it is whole") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("220-mx.example\r\n22");
@@ -178,12 +185,12 @@ TEST_CASE("fresh, the greeting split over reads: nothing until it is whole") {
 TEST_CASE("the connect fails: at once, or when it completes") {
   Fixture f;
   f.connector.fail_with = UV_EADDRNOTAVAIL;
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   REQUIRE(f.owner.events.size() == 1);
   CHECK(f.owner.events[0].rfind("failed " + kFailConnect + " 421", 0) == 0);
 
   Fixture g;
-  g.link->open({.relay_greeting = true, .hello = ""});
+  g.link->open(plan(true, ""));
   g.connector.last().connected(UV_ECONNREFUSED);
   REQUIRE(g.owner.events.size() == 1);
   CHECK(g.owner.events[0].rfind("failed " + kFailConnect + " 421", 0) == 0);
@@ -192,7 +199,7 @@ TEST_CASE("the connect fails: at once, or when it completes") {
 
 TEST_CASE("reconnection: the client's EHLO replayed after a 2xx greeting, capabilities learnt") {
   Fixture f;
-  f.link->open({.relay_greeting = false, .hello = "EHLO client.example"});
+  f.link->open(plan(false, "EHLO client.example"));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("220 mx.example ESMTP\r\n");
@@ -205,7 +212,7 @@ TEST_CASE("reconnection: the client's EHLO replayed after a 2xx greeting, capabi
 
 TEST_CASE("a refused greeting on a reconnection: failed, no EHLO said") {
   Fixture f;
-  f.link->open({.relay_greeting = false, .hello = "EHLO client.example"});
+  f.link->open(plan(false, "EHLO client.example"));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("554 5.7.1 go away\r\n");
@@ -216,7 +223,7 @@ TEST_CASE("a refused greeting on a reconnection: failed, no EHLO said") {
 
 TEST_CASE("the replayed EHLO refused: failed") {
   Fixture f;
-  f.link->open({.relay_greeting = false, .hello = "EHLO client.example"});
+  f.link->open(plan(false, "EHLO client.example"));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("220 mx.example ESMTP\r\n");
@@ -227,7 +234,7 @@ TEST_CASE("the replayed EHLO refused: failed") {
 
 TEST_CASE("the MTA gone mid-handshake: failed as a lost connection") {
   Fixture f;
-  f.link->open({.relay_greeting = false, .hello = "EHLO client.example"});
+  f.link->open(plan(false, "EHLO client.example"));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("220 mx.example ESMTP\r\n");
@@ -238,7 +245,7 @@ TEST_CASE("the MTA gone mid-handshake: failed as a lost connection") {
 
 TEST_CASE("a broken reply line: protocol failure") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("hello there\r\n");
@@ -287,7 +294,7 @@ TEST_CASE("reset drops the connection: closed, nothing more reaches the owner") 
 TEST_CASE("the owner closes from inside the greeting: the link stops at once") {
   Fixture f;
   f.owner.on_greeting = [&] { f.link->reset(); };  // what a 421 or 554 greeting does
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   ScriptedStream& s = f.connector.last();
   s.connected(0);
   s.inject("554 5.7.1 no service\r\n");
@@ -297,7 +304,7 @@ TEST_CASE("the owner closes from inside the greeting: the link stops at once") {
 
 TEST_CASE("connect timeout: the link's timer fails it") {
   Fixture f;
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   for (int i = 0; i < 100 && f.owner.events.empty(); ++i) uv_run(&f.loop, UV_RUN_ONCE);
   REQUIRE(f.owner.events.size() == 1);
   CHECK(f.owner.events[0] == "failed " + kFailConnect + " 421 connect timeout");
@@ -307,6 +314,7 @@ TEST_CASE("reply timeout: a command owed too long fails the link") {
   Fixture f;
   ScriptedStream& s = f.open_ready();
   f.link->send_command("MAIL FROM:<a@x>\r\n");
+  CHECK(s.take_written() == "MAIL FROM:<a@x>\r\n");
   for (int i = 0; i < 100 && f.owner.events.empty(); ++i) uv_run(&f.loop, UV_RUN_ONCE);
   REQUIRE(f.owner.events.size() == 1);
   CHECK(f.owner.events[0] == "failed " + kFailTimeout + " 421 reply timeout");
@@ -316,7 +324,7 @@ TEST_CASE("pooled, for the client's greeting: the pool's greeting at once, no co
   Fixture f(make_runtime(1));
   f.greet_pooled();
   std::size_t made = f.connector.made.size();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   CHECK(f.owner.events == std::vector<std::string>{"greeting 220", "ready"});
   CHECK(f.pool->idle_count() == 0);
   CHECK(f.connector.made.size() == made);  // the refill waits for the loop, and no fresh connect
@@ -325,7 +333,7 @@ TEST_CASE("pooled, for the client's greeting: the pool's greeting at once, no co
 TEST_CASE("pooled, found dead before it answered: a fresh connection, the command sent again") {
   Fixture f(make_runtime(1));
   ScriptedStream& pooled = f.greet_pooled();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   f.owner.events.clear();
   f.link->send_command("EHLO client.example\r\n");
   pooled.end(UV_EOF);  // the MTA had closed it a moment before
@@ -343,7 +351,7 @@ TEST_CASE("pooled, found dead before it answered: a fresh connection, the comman
 TEST_CASE("pooled with pool.ehlo: the same EHLO first is answered from what the pool said") {
   Fixture f(make_runtime(1, "client.example"));
   ScriptedStream& pooled = f.greet_pooled();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   CHECK(f.owner.events == std::vector<std::string>{"greeting 220", "ready"});
   CHECK_FALSE(f.link->pipelining());  // not before the client says that EHLO
   smtp::Command ehlo = smtp::parse_command("EHLO client.example");
@@ -359,21 +367,21 @@ TEST_CASE("pooled with pool.ehlo: the same EHLO first is answered from what the 
 TEST_CASE("pooled with pool.ehlo: another first command retires it unused, and no pool for this session") {
   Fixture f(make_runtime(1, "client.example"));
   ScriptedStream& pooled = f.greet_pooled();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   smtp::Command other = smtp::parse_command("EHLO other.example");
   CHECK_FALSE(f.link->fits_first_command(other));
   CHECK(f.link->phase() == proxy::DownstreamLink::Phase::None);
   CHECK(pooled.take_written() == "QUIT\r\n");  // the pool says QUIT: it never carried this client
   CHECK(pooled.events() == f.pool.get());
   std::size_t made = f.connector.made.size();
-  f.link->open({.relay_greeting = false, .hello = ""});
+  f.link->open(plan(false, ""));
   CHECK(f.connector.made.size() == made + 1);  // fresh, not from the pool
 }
 
 TEST_CASE("pooled with pool.ehlo, for a replay of that EHLO: ready at once") {
   Fixture f(make_runtime(1, "client.example"));
   ScriptedStream& pooled = f.greet_pooled();
-  f.link->open({.relay_greeting = false, .hello = "EHLO client.example"});
+  f.link->open(plan(false, "EHLO client.example"));
   CHECK(f.owner.events == std::vector<std::string>{"ready"});
   CHECK(f.link->pipelining());
   CHECK(pooled.take_written().empty());
@@ -383,7 +391,7 @@ TEST_CASE("pooled with pool.ehlo, for a replay of another EHLO: retired, a fresh
   Fixture f(make_runtime(1, "client.example"));
   ScriptedStream& pooled = f.greet_pooled();
   std::size_t made = f.connector.made.size();
-  f.link->open({.relay_greeting = false, .hello = "EHLO other.example"});
+  f.link->open(plan(false, "EHLO other.example"));
   CHECK(pooled.take_written() == "QUIT\r\n");
   REQUIRE(f.connector.made.size() == made + 1);
   ScriptedStream& fresh = f.connector.last();
@@ -397,14 +405,14 @@ TEST_CASE("pooled with pool.ehlo, for a replay of another EHLO: retired, a fresh
 TEST_CASE("retire at QUIT: the pool says QUIT; with max_sessions the connection goes back for the next client") {
   Fixture f(make_runtime(1));
   ScriptedStream& pooled = f.greet_pooled();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   CHECK(f.link->retire(/*reusable=*/true, /*client_said_helo=*/true));
   CHECK(pooled.take_written() == "QUIT\r\n");  // max_sessions 1: no reuse
   CHECK(f.link->phase() == proxy::DownstreamLink::Phase::None);
 
   Fixture g(make_runtime(1, "", 5));
   ScriptedStream& kept = g.greet_pooled();
-  g.link->open({.relay_greeting = true, .hello = ""});
+  g.link->open(plan(true, ""));
   say_ehlo(g, kept);  // max_idle counts from the last command the MTA saw
   CHECK(g.link->retire(true, true));
   CHECK(kept.take_written().empty());
@@ -415,21 +423,21 @@ TEST_CASE("retire at QUIT: the pool says QUIT; with max_sessions the connection 
 TEST_CASE("a reused connection (an earlier client's HELO on it) needs HELO or EHLO first") {
   Fixture f(make_runtime(1, "", 5));
   ScriptedStream& s = f.greet_pooled();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   say_ehlo(f, s);
   REQUIRE(f.link->retire(true, true));
   f.owner.events.clear();
-  f.link->open({.relay_greeting = true, .hello = ""});
+  f.link->open(plan(true, ""));
   CHECK(f.owner.events == std::vector<std::string>{"greeting 220", "ready"});
   CHECK_FALSE(f.link->fits_first_command(smtp::parse_command("MAIL FROM:<a@x>")));
   CHECK(f.link->phase() == proxy::DownstreamLink::Phase::None);
 
   Fixture g(make_runtime(1, "", 5));
   ScriptedStream& t = g.greet_pooled();
-  g.link->open({.relay_greeting = true, .hello = ""});
+  g.link->open(plan(true, ""));
   say_ehlo(g, t);
   REQUIRE(g.link->retire(true, true));
-  g.link->open({.relay_greeting = true, .hello = ""});
+  g.link->open(plan(true, ""));
   CHECK(g.link->fits_first_command(smtp::parse_command("EHLO next.example")));
   CHECK(g.link->ready());
 }

@@ -9,6 +9,13 @@
 using namespace dotgate::smtp;
 
 namespace {
+// A plan without XCLIENT (designated initializers would leave members out).
+Handshake::Plan plan(bool relay_greeting, std::string hello) {
+  Handshake::Plan p;
+  p.relay_greeting = relay_greeting;
+  p.hello = std::move(hello);
+  return p;
+}
 const Reply kGreeting = Reply::make(220, "", "mx.example ESMTP");
 Reply ehlo_reply(bool pipelining) {
   Reply r{250, {"mx.example", "SIZE 1000"}};
@@ -18,7 +25,7 @@ Reply ehlo_reply(bool pipelining) {
 }  // namespace
 
 TEST_CASE("fresh, for a client waiting for its greeting: the greeting is handed over, then ready") {
-  Handshake h({.relay_greeting = true, .hello = ""});
+  Handshake h(plan(true, ""));
   CHECK(h.step() == Handshake::Step::Greeting);
   auto out = h.feed(kGreeting);
   REQUIRE(out.greeting);
@@ -32,7 +39,7 @@ TEST_CASE("fresh, for a client waiting for its greeting: the greeting is handed 
 
 TEST_CASE("fresh, for a waiting client: a 421 or 554 greeting is the client's to judge, not a failure") {
   for (int code : {421, 554}) {
-    Handshake h({.relay_greeting = true, .hello = "EHLO ignored"});
+    Handshake h(plan(true, "EHLO ignored"));
     auto out = h.feed(Reply::make(code, "", "busy"));
     REQUIRE(out.greeting);
     CHECK(out.greeting->code == code);
@@ -43,7 +50,7 @@ TEST_CASE("fresh, for a waiting client: a 421 or 554 greeting is the client's to
 }
 
 TEST_CASE("reconnection: a 2xx greeting, the client's EHLO replayed, its capabilities learnt") {
-  Handshake h({.relay_greeting = false, .hello = "EHLO client.example"});
+  Handshake h(plan(false, "EHLO client.example"));
   auto out = h.feed(kGreeting);
   CHECK_FALSE(out.greeting);  // the client saw its greeting long ago
   CHECK(out.send == "EHLO client.example\r\n");
@@ -59,7 +66,7 @@ TEST_CASE("reconnection: a 2xx greeting, the client's EHLO replayed, its capabil
 }
 
 TEST_CASE("reconnection with HELO: no capabilities") {
-  Handshake h({.relay_greeting = false, .hello = "HELO client.example"});
+  Handshake h(plan(false, "HELO client.example"));
   CHECK(h.feed(kGreeting).send == "HELO client.example\r\n");
   auto out = h.feed(Reply::make(250, "", "mx.example"));
   CHECK(out.ready);
@@ -67,7 +74,7 @@ TEST_CASE("reconnection with HELO: no capabilities") {
 }
 
 TEST_CASE("reconnection without a hello (the client's EHLO is the next command): ready at the greeting") {
-  Handshake h({.relay_greeting = false, .hello = ""});
+  Handshake h(plan(false, ""));
   auto out = h.feed(kGreeting);
   CHECK(out.ready);
   CHECK(out.send.empty());
@@ -75,7 +82,7 @@ TEST_CASE("reconnection without a hello (the client's EHLO is the next command):
 
 TEST_CASE("refused greeting on a connection nobody waits on: failed, with the reply") {
   for (int code : {421, 450, 554}) {
-    Handshake h({.relay_greeting = false, .hello = "EHLO client.example"});
+    Handshake h(plan(false, "EHLO client.example"));
     auto out = h.feed(Reply::make(code, "", "go away"));
     REQUIRE(out.failed);
     CHECK(out.failed->find(std::to_string(code)) != std::string::npos);
@@ -88,7 +95,7 @@ TEST_CASE("refused greeting on a connection nobody waits on: failed, with the re
 }
 
 TEST_CASE("EHLO refused: failed, naming the command and the code") {
-  Handshake h({.relay_greeting = false, .hello = "EHLO client.example"});
+  Handshake h(plan(false, "EHLO client.example"));
   h.feed(kGreeting);
   auto out = h.feed(Reply::make(554, "5.7.1", "not you"));
   REQUIRE(out.failed);
@@ -97,7 +104,7 @@ TEST_CASE("EHLO refused: failed, naming the command and the code") {
 }
 
 TEST_CASE("a reply after the handshake is a failure (the MTA answers what was never asked)") {
-  Handshake h({.relay_greeting = false, .hello = ""});
+  Handshake h(plan(false, ""));
   h.feed(kGreeting);
   auto out = h.feed(Reply::make(250, "", "what?"));
   REQUIRE(out.failed);
@@ -105,7 +112,7 @@ TEST_CASE("a reply after the handshake is a failure (the MTA answers what was ne
 }
 
 TEST_CASE("the pool: greeting, its own EHLO said ahead, ready with the reply kept") {
-  Handshake pool({.relay_greeting = false, .hello = "EHLO pool.example"});
+  Handshake pool(plan(false, "EHLO pool.example"));
   CHECK(pool.feed(kGreeting).send == "EHLO pool.example\r\n");
   CHECK(pool.feed(ehlo_reply(true)).ready);
   CHECK(pool.greeting()->code == 220);
@@ -113,7 +120,7 @@ TEST_CASE("the pool: greeting, its own EHLO said ahead, ready with the reply kep
 }
 
 TEST_CASE("pooled, resumed for a client waiting for its greeting: the held greeting goes to it, the EHLO stays held") {
-  Handshake h({.relay_greeting = true, .hello = ""});
+  Handshake h(plan(true, ""));
   auto out = h.resume({kGreeting, "EHLO pool.example", ehlo_reply(true)});
   REQUIRE(out.greeting);
   CHECK(out.greeting->code == 220);
@@ -123,7 +130,7 @@ TEST_CASE("pooled, resumed for a client waiting for its greeting: the held greet
 }
 
 TEST_CASE("pooled, resumed for a replay of the very EHLO it said: ready at once, nothing sent") {
-  Handshake h({.relay_greeting = false, .hello = "EHLO pool.example"});
+  Handshake h(plan(false, "EHLO pool.example"));
   auto out = h.resume({kGreeting, "EHLO pool.example", ehlo_reply(true)});
   CHECK(out.ready);
   CHECK(out.send.empty());
@@ -132,7 +139,7 @@ TEST_CASE("pooled, resumed for a replay of the very EHLO it said: ready at once,
 }
 
 TEST_CASE("pooled, resumed for a replay of another EHLO: failed, nothing sent (the MTA holds a state the client did not cause)") {
-  Handshake h({.relay_greeting = false, .hello = "EHLO client.example"});
+  Handshake h(plan(false, "EHLO client.example"));
   auto out = h.resume({kGreeting, "EHLO pool.example", ehlo_reply(true)});
   REQUIRE(out.failed);
   CHECK(out.send.empty());
@@ -140,11 +147,84 @@ TEST_CASE("pooled, resumed for a replay of another EHLO: failed, nothing sent (t
 }
 
 TEST_CASE("pooled without an EHLO, resumed for a replay: the hello is said now") {
-  Handshake h({.relay_greeting = false, .hello = "EHLO client.example"});
+  Handshake h(plan(false, "EHLO client.example"));
   auto out = h.resume({kGreeting, "", std::nullopt});
   CHECK(out.send == "EHLO client.example\r\n");
   CHECK_FALSE(out.ready);
   out = h.feed(ehlo_reply(false));
   CHECK(out.ready);
   CHECK_FALSE(h.capabilities().pipelining);
+}
+
+namespace {
+Handshake::Plan xclient_plan(bool relay_greeting, std::string hello) {
+  Handshake::Plan p = plan(relay_greeting, std::move(hello));
+  ClientIdentity who;
+  who.name = "[UNAVAILABLE]";
+  who.addr = "192.0.2.7";
+  who.port = "4711";
+  p.xclient = who;
+  p.own_hello = "EHLO dotgate.example";
+  return p;
+}
+const Reply kEhloWithXclient{250, {"mx.example", "PIPELINING", "XCLIENT NAME ADDR PORT PROTO HELO"}};
+}  // namespace
+
+TEST_CASE("XCLIENT: own EHLO, XCLIENT with the real client, and the MTA's new 220 is the client's greeting") {
+  Handshake h(xclient_plan(true, ""));
+  auto out = h.feed(kGreeting);
+  CHECK_FALSE(out.greeting);  // held: the MTA's word on the real client comes after XCLIENT
+  CHECK(out.send == "EHLO dotgate.example\r\n");
+  out = h.feed(kEhloWithXclient);
+  CHECK(out.send == "XCLIENT PORT=4711 NAME=[UNAVAILABLE] ADDR=192.0.2.7\r\n");  // ADDR last
+  CHECK_FALSE(out.ready);
+  out = h.feed(Reply::make(220, "", "mx.example ESMTP for 192.0.2.7"));
+  REQUIRE(out.greeting);
+  CHECK(out.greeting->lines[0] == "mx.example ESMTP for 192.0.2.7");
+  CHECK(out.ready);
+  CHECK(h.identity_sent());
+  CHECK(h.hello().empty());  // XCLIENT started the MTA over: the client's EHLO comes next
+}
+
+TEST_CASE("XCLIENT on a reconnection: after XCLIENT the client's EHLO is replayed") {
+  Handshake h(xclient_plan(false, "EHLO client.example"));
+  CHECK(h.feed(kGreeting).send == "EHLO dotgate.example\r\n");
+  CHECK(h.feed(kEhloWithXclient).send.rfind("XCLIENT ", 0) == 0);
+  auto out = h.feed(Reply::make(220, "", "mx.example ESMTP"));
+  CHECK_FALSE(out.greeting);
+  CHECK(out.send == "EHLO client.example\r\n");
+  out = h.feed(ehlo_reply(true));
+  CHECK(out.ready);
+  CHECK(h.capabilities().pipelining);
+}
+
+TEST_CASE("XCLIENT not announced: the original greeting, no XCLIENT, the MTA sees dotgate") {
+  Handshake h(xclient_plan(true, ""));
+  h.feed(kGreeting);
+  auto out = h.feed(ehlo_reply(true));
+  REQUIRE(out.greeting);
+  CHECK(out.greeting->lines[0] == "mx.example ESMTP");
+  CHECK(out.send.empty());
+  CHECK(out.ready);
+  CHECK_FALSE(h.identity_sent());
+}
+
+TEST_CASE("XCLIENT refused: failed (an MTA that takes dotgate for the client may trust it)") {
+  Handshake h(xclient_plan(true, ""));
+  h.feed(kGreeting);
+  h.feed(kEhloWithXclient);
+  auto out = h.feed(Reply::make(550, "5.7.0", "insufficient authorization"));
+  REQUIRE(out.failed);
+  CHECK(*out.failed == "XCLIENT refused: 550");
+  CHECK_FALSE(out.greeting);  // the client hears dotgate's 421, not this
+}
+
+TEST_CASE("XCLIENT on a pooled connection whose EHLO is known: no EHLO of its own, XCLIENT at once") {
+  Handshake h(xclient_plan(true, ""));
+  auto out = h.resume({kGreeting, "EHLO pool.example", kEhloWithXclient});
+  CHECK_FALSE(out.greeting);
+  CHECK(out.send.rfind("XCLIENT ", 0) == 0);
+  out = h.feed(Reply::make(220, "", "mx.example ESMTP"));
+  CHECK(out.greeting);
+  CHECK(out.ready);
 }
