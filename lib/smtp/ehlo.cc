@@ -49,7 +49,8 @@ std::uint64_t parse_size(std::string_view s) {
   return n;
 }
 
-void add_mechanisms(std::string_view list, std::vector<std::string>& out) {
+// Space-separated words, upper-cased, each once: AUTH mechanisms, XCLIENT/XFORWARD attributes.
+void add_words(std::string_view list, std::vector<std::string>& out) {
   while (!list.empty()) {
     while (!list.empty() && list.front() == ' ') list.remove_prefix(1);
     std::size_t sp = list.find(' ');
@@ -94,13 +95,15 @@ EhloCapabilities parse_ehlo(const Reply& reply) {
       caps.prdr = true;
     } else if (kw == "XCLIENT") {
       caps.xclient = true;
+      add_words(params_of(line), caps.xclient_attributes);
     } else if (kw == "XFORWARD") {
       caps.xforward = true;
+      add_words(params_of(line), caps.xforward_attributes);
     } else if (kw == "AUTH") {
-      add_mechanisms(params_of(line), caps.auth_mechanisms);
+      add_words(params_of(line), caps.auth_mechanisms);
     } else if (kw.rfind("AUTH=", 0) == 0) {
       // Old form for pre-RFC 4954 clients: "AUTH=PLAIN LOGIN".
-      add_mechanisms(line.substr(5), caps.auth_mechanisms);
+      add_words(line.substr(5), caps.auth_mechanisms);
     }
   }
   return caps;

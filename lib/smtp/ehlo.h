@@ -29,6 +29,10 @@ struct EhloCapabilities {
   bool prdr = false;
   bool xclient = false;
   bool xforward = false;
+  // The attribute names after the keyword ("XCLIENT NAME ADDR PROTO HELO"), upper-cased, in the
+  // MTA's order: what lib/smtp/xclient.h may send it.
+  std::vector<std::string> xclient_attributes;
+  std::vector<std::string> xforward_attributes;
   std::vector<std::string> auth_mechanisms;  // from "AUTH PLAIN LOGIN" (and "AUTH=..." lines)
 };
 
