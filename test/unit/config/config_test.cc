@@ -122,6 +122,14 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"log": {"colour": true}})", "log.colour: unknown key"},
       {R"({"drain_grace": -1})", "drain_grace: expected number of seconds >= 0 and <= 86400"},
       {R"({"drain_grace": null})", "drain_grace: expected number of seconds >= 0 and <= 86400"},
+      // user, group
+      {R"({"user": ""})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "mail:x"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "-x"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "no body"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": 65534})", "user: expected string"},
+      {R"({"group": "nogroup"})", "group: needs \"user\""},
+      {R"({"user": "nobody", "group": "a\nb"})", "group: expected a user or group name (letters, digits, '_', '-', '.')"},
       // smtp
       {R"({"smtp": 1})", "smtp: expected object"},
       {R"({"smtp": {"max_line_lenght": 1000}})", "smtp.max_line_lenght: unknown key"},
