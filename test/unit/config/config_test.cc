@@ -303,7 +303,14 @@ TEST_CASE("config: the shipped example loads, with the values it documents") {
   CHECK(c.listeners[0].to_string() == "127.0.0.1:2525");
   CHECK(c.downstream.endpoint.to_string() == "127.0.0.1:2526");
   CHECK(c.admin.to_string() == "127.0.0.1:8025");
-  CHECK(c.policies == json::parse(R"([{"type": "limits"}])"));
+  // The example policies, with the paths the Docker image installs (deploy/Dockerfile; the
+  // quickstart points them at deploy/examples/).
+  REQUIRE(c.policies.size() == 3);
+  CHECK(c.policies[0] == json::parse(R"({"type": "limits"})"));
+  CHECK(c.policies[1]["type"] == "keywords");
+  CHECK(c.policies[1]["lists"][0]["path"] == "/etc/dotgate/keywords.txt");
+  CHECK(c.policies[2]["type"] == "script");
+  CHECK(c.policies[2]["path"] == "/etc/dotgate/filter.sh");
 
   // Apart from those, every value is the default: the example documents the defaults.
   Config d = parse_config(json::object());
