@@ -2,15 +2,20 @@
 # deploy/quickstart.sh — the README's first command: try dotgate on one machine in a minute.
 #
 # On Debian 12 (root, or a user with sudo) it installs the packages it needs (skipped when present),
-# builds build/proxy/dotgate, then starts on loopback:
+# builds build/proxy/dotgate and nothing else (not the test suite), then starts on loopback:
 #   smtp-sink  127.0.0.1:2526  the downstream "MTA"; it keeps every message it receives in
 #                              /tmp/dotgate-quickstart/mail/ (QUICKSTART_DIR to change)
-#   dotgate    127.0.0.1:2525  with deploy/dotgate.example.json; admin/metrics on 127.0.0.1:8025
+#   dotgate    127.0.0.1:2525  with deploy/dotgate.example.json (its policies: limits, a keyword
+#                              list, a script refusing executable attachments; their files, which
+#                              the example names under /etc/dotgate/, come from deploy/examples/);
+#                              admin/metrics on 127.0.0.1:8025
 # and waits in the foreground. Ctrl-C (or SIGTERM) stops both, by their pids.
 #
-#   bash deploy/quickstart.sh           interactive: prints the swaks line to send a message
-#   bash deploy/quickstart.sh --check   sends one message with swaks, checks that smtp-sink received
-#                                       it, stops everything; exit 0 on success, 1 otherwise
+#   bash deploy/quickstart.sh           interactive: prints the swaks lines to try
+#   bash deploy/quickstart.sh --check   sends a clean message (delivered), one with a listed phrase
+#                                       and one with an .exe attachment (both refused with 550,
+#                                       nothing delivered), stops everything; exit 0 when all three
+#                                       went as expected, 1 otherwise
 #   (QUICKSTART_CHECK=1 is the same as --check.)
 set -euo pipefail
 
@@ -20,19 +25,20 @@ CHECK=${QUICKSTART_CHECK:-0}
 case "${1:-}" in
   --check) CHECK=1 ;;
   "") ;;
-  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
 WORK=${QUICKSTART_DIR:-/tmp/dotgate-quickstart}
 MAIL_DIR=$WORK/mail
-CONFIG=deploy/dotgate.example.json
+EXAMPLE=deploy/dotgate.example.json
+CONFIG=$WORK/dotgate.json
 DOTGATE=build/proxy/dotgate
 LISTEN=127.0.0.1:2525
 SINK=127.0.0.1:2526
 ADMIN=127.0.0.1:8025
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
-          node-llhttp libgmime-3.0-dev postfix swaks python3)
+          node-llhttp libgmime-3.0-dev libsystemd-dev postfix swaks python3)
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -103,14 +109,19 @@ stop_all() {
 trap 'stop_all' EXIT
 trap 'echo; log "stopping"; stop_all; exit 0' INT TERM
 
-# 1. packages and build
+# 1. packages and build: the daemon only (the test suite's hundred-odd targets are
+#    deploy/run-tests.sh's business, not a first try's)
 install_packages
-[ -f "$CONFIG" ] || die "$CONFIG is missing"
+[ -f "$EXAMPLE" ] || die "$EXAMPLE is missing"
 if [ ! -f build/meson-private/coredata.dat ]; then
   meson setup build
 fi
-ninja -C build
+ninja -C build proxy/dotgate
 [ -x "$DOTGATE" ] || die "$DOTGATE was not built"
+# The example names its policy files where the Docker image installs them; here they are in
+# deploy/examples/.
+mkdir -p "$WORK"
+sed "s#/etc/dotgate/#$PWD/deploy/examples/#g" "$EXAMPLE" > "$CONFIG"
 "$DOTGATE" --config "$CONFIG" --check-config >/dev/null || die "$CONFIG does not pass --check-config"
 
 for addr in "$LISTEN" "$SINK" "$ADMIN"; do
@@ -140,7 +151,8 @@ wait_port "$LISTEN" "$DOTGATE_PID" dotgate
 
 if [ "$CHECK" = 1 ]; then
   token="quickstart-$(date +%s)-$$"
-  log "sending one message through dotgate (token $token)"
+  failed=0
+  log "1/3 a clean message (token $token): delivered"
   swaks --server "$LISTEN" --from sender@example.org --to user@example.com \
         --header "Subject: dotgate quickstart $token" --body "Hello through dotgate. $token" ||
     { cat "$WORK/dotgate.log" >&2; die "swaks failed"; }
@@ -150,6 +162,27 @@ if [ "$CHECK" = 1 ]; then
     [ -n "$found" ] && break
     sleep 0.1
   done
+  [ -n "$found" ] && log "OK: the sink received it: $found" || { log "FAILED: no message with $token in $MAIL_DIR"; failed=1; }
+
+  # refused MESSAGE-TOKEN WHAT SWAKS-ARGS...: swaks must see 550 at the dot, the sink nothing.
+  refused() {
+    local tok=$1 what=$2 out; shift 2
+    out=$(swaks --server "$LISTEN" --from sender@example.org --to user@example.com \
+                --header "Subject: dotgate quickstart $tok" "$@" 2>&1 || true)
+    sleep 0.5
+    if grep -q '^<\*\* *550 5.7.1' <<<"$out" && ! grep -rq -- "$tok" "$MAIL_DIR" 2>/dev/null; then
+      log "OK: $what: $(grep -m1 '^<\*\* *550' <<<"$out" | sed 's/^<\*\* *//')"
+    else
+      log "FAILED: $what was not refused with 550 5.7.1 (or reached the sink):"; echo "$out" | tail -n 5 >&2
+      failed=1
+    fi
+  }
+  log "2/3 a message with a listed phrase: refused by the keywords policy"
+  refused "$token-kw" "keywords" --body "Your casino bonus is waiting. $token-kw"
+  log "3/3 a message with an .exe attachment: refused by the script policy"
+  refused "$token-exe" "attachments" --attach-type application/octet-stream --attach-name invoice.exe \
+          --attach - <<<"MZ not really a program $token-exe"
+
   metrics=$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())' \
             "http://$ADMIN/metrics" 2>/dev/null || true)
   if grep -q '^dotgate_connections_total' <<<"$metrics"; then
@@ -158,25 +191,27 @@ if [ "$CHECK" = 1 ]; then
     log "warning: http://$ADMIN/metrics did not answer with dotgate metrics"
   fi
   stop_all
-  if [ -n "$found" ]; then
-    log "OK: the sink received the message: $found"
+  if [ "$failed" = 0 ]; then
+    log "OK: dotgate relayed the clean message and refused the other two"
     exit 0
   fi
   echo "--- dotgate log ---" >&2
   cat "$WORK/dotgate.log" >&2
-  die "FAILED: no message with $token in $MAIL_DIR"
+  die "FAILED (see above)"
 fi
 
 cat <<EOF
 
 dotgate is running (pid $DOTGATE_PID) on $LISTEN, relaying to smtp-sink (pid $SINK_PID) on $SINK.
 
-  Send a test message:
+  Send a test message (delivered):
     swaks --server $LISTEN --from sender@example.org --to user@example.com
+  One the keywords policy refuses (550 5.7.1):
+    swaks --server $LISTEN --from sender@example.org --to user@example.com --body "casino bonus"
 
   Received mail lands in:   $MAIL_DIR/   (one file per message, with smtp-sink's X-* headers)
   Metrics:                  http://$ADMIN/metrics   (also /healthz, /readyz)
-  Configuration:            $CONFIG
+  Configuration:            $CONFIG  (from $EXAMPLE)
 
 Ctrl-C stops both.
 EOF

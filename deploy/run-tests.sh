@@ -26,9 +26,12 @@ FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 STAGES=" ${STAGES:-tests asan fuzz} "
 
-# haproxy is only for test/bench/relay.sh, which is not part of the tests.
+# haproxy is only for test/bench/relay.sh, which is not part of the tests. libsystemd-dev: sd_notify
+# (the daemon links it). python3-yaml, prometheus (promtool) and systemd (systemd-analyze):
+# test_deploy.py reads the Kubernetes manifests, checks the alert rules and verifies the unit.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
-          node-llhttp libgmime-3.0-dev postfix swaks python3 rspamd clang libclang-rt-14-dev)
+          node-llhttp libgmime-3.0-dev libsystemd-dev postfix swaks python3 python3-yaml rspamd clang
+          libclang-rt-14-dev prometheus systemd)
 
 PASSED=0
 FAILED=0

@@ -4,7 +4,12 @@
 // runs a loop of its own (proxy/worker.h). SIGHUP reloads the config file for new sessions (a bad
 // file is refused with a log line, the old config stays). SIGTERM/SIGINT drain: listeners close,
 // /readyz turns 503, sessions may finish for drain_grace, then the rest get 421 4.3.2 and the
-// process exits 0. Listeners, workers and the admin address are read at start only.
+// process exits 0. Listeners, workers, the admin address and "user" are read at start only.
+// Under systemd (Type=notify) the service manager hears READY=1 once every listener is bound and
+// the workers run, RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when the drain
+// starts (sd_notify: a no-op without $NOTIFY_SOCKET). With "user" set, the process becomes that
+// user after binding and before serving (proxy/privileges.h), or exits 1.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "lib/config/config.h"
@@ -21,6 +27,7 @@
 #include "lib/log/log.h"
 #include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
+#include "proxy/privileges.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -122,21 +129,47 @@ struct Daemon {
   bool draining = false;
   bool shutdown_sent = false;
   std::uint64_t drain_started = 0;
+  // Read by the admin thread's /metrics (the same loop as reload(): plain counters would do;
+  // atomics say so).
+  std::atomic<std::uint64_t> reloads_ok{0}, reloads_refused{0};
 
   void reload() {
+    // systemd's reload protocol: RELOADING=1 with the monotonic time the reload began, then
+    // READY=1 whatever the outcome (a refused file leaves the old config serving: still ready).
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(uv_hrtime() / 1000));
     try {
       auto rt = Runtime::build(load(options));
       shared.publish(rt);
+      reloads_ok.fetch_add(1);
       log::info("configuration reloaded", {{"file", options.config_path}, {"policies", rt->policies->names()}});
+      sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");
     } catch (const config::ConfigError& e) {
+      reloads_refused.fetch_add(1);
       log::error("configuration reload refused, keeping the running one", {{"file", options.config_path}, {"error", e.what()}});
+      sd_notify(0, "READY=1\nSTATUS=serving (reload refused, see the log)");
     }
+  }
+
+  // dotgate_draining, dotgate_downstream_up, dotgate_config_reloads_total: the state an
+  // operator's alerts need that no worker counts (deploy/prometheus/dotgate-rules.yml).
+  void render_process_metrics(std::string& out) const {
+    out += "# HELP dotgate_draining 1 while draining after SIGTERM (listeners closed, /readyz 503)\n"
+           "# TYPE dotgate_draining gauge\n";
+    out += "dotgate_draining " + std::to_string(shared.draining.load() ? 1 : 0) + "\n";
+    out += "# HELP dotgate_downstream_up 1 when the last connection attempt to the downstream MTA succeeded\n"
+           "# TYPE dotgate_downstream_up gauge\n";
+    out += "dotgate_downstream_up " + std::to_string(shared.downstream_reachable.load() ? 1 : 0) + "\n";
+    out += "# HELP dotgate_config_reloads_total SIGHUP reloads, applied or refused (the old config kept)\n"
+           "# TYPE dotgate_config_reloads_total counter\n";
+    out += "dotgate_config_reloads_total{result=\"applied\"} " + std::to_string(reloads_ok.load()) + "\n";
+    out += "dotgate_config_reloads_total{result=\"refused\"} " + std::to_string(reloads_refused.load()) + "\n";
   }
 
   void drain() {
     if (draining) return;
     draining = true;
     shared.draining.store(true);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
     log::info("draining", {{"grace_ms", shared.runtime()->config.drain_grace.count()}});
     for (auto& w : workers) w->request_drain();
     drain_started = uv_now(loop);
@@ -183,6 +216,15 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "dotgate: %s: %s\n", d->options.config_path.c_str(), e.what());
     return 1;
   }
+  // "user" must exist before anything starts: --check-config says so too.
+  Account account;
+  if (!runtime->config.user.empty()) {
+    std::string why = resolve_account(runtime->config.user, runtime->config.group, account);
+    if (!why.empty()) {
+      std::fprintf(stderr, "dotgate: %s: %s\n", d->options.config_path.c_str(), why.c_str());
+      return 1;
+    }
+  }
   if (d->options.check_config) {
     std::printf("dotgate: %s: configuration OK\n", d->options.config_path.c_str());
     return 0;
@@ -196,6 +238,7 @@ int run(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
 
   d->shared.metrics.add_renderer(&policy::render_policy_metrics);
+  d->shared.metrics.add_renderer([dp = d.get()](std::string& out) { dp->render_process_metrics(out); });
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);
@@ -217,6 +260,15 @@ int run(int argc, char** argv) {
       std::_Exit(1);
     }
   }
+  // Everything privileged is done (port 25, the admin port): shed root before the first client.
+  if (!cfg.user.empty()) {
+    std::string why = drop_privileges(account);
+    if (!why.empty()) {
+      log::error("cannot drop privileges, not serving", {{"user", account.user}, {"group", account.group}, {"error", why}});
+      std::_Exit(1);  // as for a bind error: nothing runs yet
+    }
+    log::info("privileges dropped", {{"user", account.user}, {"uid", account.uid}, {"group", account.group}, {"gid", account.gid}});
+  }
   uv_timer_init(d->loop, &d->drain_timer);
   uv_signal_init(d->loop, &d->sigterm);
   uv_signal_init(d->loop, &d->sigint);
@@ -237,6 +289,7 @@ int run(int argc, char** argv) {
                                 {"admin", cfg.admin_enabled ? cfg.admin.to_string() : "off"},
                                 {"workers", n},
                                 {"policies", runtime->policies->names()}});
+  sd_notify(0, "READY=1\nSTATUS=serving");
   uv_run(d->loop, UV_RUN_DEFAULT);
   for (auto& w : d->workers) w->join();
   d->workers.clear();

@@ -235,6 +235,20 @@ void read_verdict(Node& node, VerdictConfig& v) {
   node.done();
 }
 
+// A user or group name as the system databases hold it (POSIX portable names, plus the '$' of
+// machine accounts): whether it exists is for start-up to say (proxy/privileges.h), but nothing
+// here can smuggle a separator or a control byte into a lookup or a log line.
+std::string read_account_name(Node& node) {
+  const auto& s = node.as_string();
+  bool ok = !s.empty() && s.size() <= 64 && s.front() != '-';
+  for (char c : s) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                c == '-' || c == '.' || c == '$');
+  }
+  if (!ok) node.fail("expected a user or group name (letters, digits, '_', '-', '.')");
+  return s;
+}
+
 // Only the shape is checked here; each entry's own keys belong to policies/registry.cc.
 void read_policies(Node& node, Config& config) {
   node.expect_array();
@@ -297,6 +311,11 @@ Config parse_config(const nlohmann::json& document) {
   if (auto n = root.member("log")) read_log(*n, config);
   // Zero is allowed: on SIGTERM, 421 to every session at once.
   if (auto n = root.member("drain_grace")) config.drain_grace = n->as_seconds(kMaxTimeoutSeconds, true);
+  if (auto n = root.member("user")) config.user = read_account_name(*n);
+  if (auto n = root.member("group")) {
+    if (config.user.empty()) n->fail("needs \"user\"");
+    config.group = read_account_name(*n);
+  }
   if (auto n = root.member("smtp")) read_smtp(*n, config.smtp);
   if (auto n = root.member("spool")) read_spool(*n, config.spool);
   if (auto n = root.member("quarantine")) read_quarantine(*n, config.quarantine);

@@ -104,6 +104,11 @@ struct Config {
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
   std::chrono::milliseconds drain_grace{30'000};
+  // After binding its listeners (port 25 needs root or CAP_NET_BIND_SERVICE) dotgate becomes this
+  // user (and group: the user's own when empty) before serving; empty: it stays who it is.
+  // Read at start only, like the listeners.
+  std::string user;
+  std::string group;
   SmtpConfig smtp;
   SpoolConfig spool;
   QuarantineConfig quarantine;

@@ -30,8 +30,15 @@ seed command_fuzz odd '\010\003mail from: <"q>x"@b> BODY=8BITMIME\nQUIT x\r\nNO\
 # reply_fuzz: split point, then downstream bytes.
 seed reply_fuzz ehlo '\005250-mx\r\n250-SIZE 100\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n'
 seed reply_fuzz mixed '\003220 hi\r\n354 go\n550 5.1.1 no\r\n25x\r\n'
+# proxy_header_fuzz: split point, then the connection's first bytes (v1 lines, v2 blocks).
+seed proxy_header_fuzz v1 '\011PROXY TCP4 192.0.2.1 198.51.100.2 5678 25\r\nEHLO x\r\n'
+seed proxy_header_fuzz v1six '\005PROXY TCP6 2001:db8::1 ::2 1 65535\r\n'
+seed proxy_header_fuzz unknown '\003PROXY UNKNOWN ff::1 ::2 1 2\r\n'
+seed proxy_header_fuzz v2 '\007\r\n\r\n\000\r\nQUIT\n\041\021\000\024\300\000\002\001\306\063\144\002\026\056\000\031\001\000\005hello'
+seed proxy_header_fuzz v2six '\020\r\n\r\n\000\r\nQUIT\n\041\041\000\044\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\001\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\002\377\377\000\031'
+seed proxy_header_fuzz local '\002\r\n\r\n\000\r\nQUIT\n\040\000\000\000EHLO'
 
-# The targets run side by side (each for the full N seconds): CI pays N seconds, not 3N.
+# The targets run side by side (each for the full N seconds): CI pays N seconds, not 4N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
   target=$1
   exe=$build/test/fuzz/$target
@@ -45,7 +52,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"

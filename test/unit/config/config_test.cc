@@ -122,6 +122,14 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"log": {"colour": true}})", "log.colour: unknown key"},
       {R"({"drain_grace": -1})", "drain_grace: expected number of seconds >= 0 and <= 86400"},
       {R"({"drain_grace": null})", "drain_grace: expected number of seconds >= 0 and <= 86400"},
+      // user, group
+      {R"({"user": ""})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "mail:x"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "-x"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": "no body"})", "user: expected a user or group name (letters, digits, '_', '-', '.')"},
+      {R"({"user": 65534})", "user: expected string"},
+      {R"({"group": "nogroup"})", "group: needs \"user\""},
+      {R"({"user": "nobody", "group": "a\nb"})", "group: expected a user or group name (letters, digits, '_', '-', '.')"},
       // smtp
       {R"({"smtp": 1})", "smtp: expected object"},
       {R"({"smtp": {"max_line_lenght": 1000}})", "smtp.max_line_lenght: unknown key"},
@@ -295,7 +303,14 @@ TEST_CASE("config: the shipped example loads, with the values it documents") {
   CHECK(c.listeners[0].to_string() == "127.0.0.1:2525");
   CHECK(c.downstream.endpoint.to_string() == "127.0.0.1:2526");
   CHECK(c.admin.to_string() == "127.0.0.1:8025");
-  CHECK(c.policies == json::parse(R"([{"type": "limits"}])"));
+  // The example policies, with the paths the Docker image installs (deploy/Dockerfile; the
+  // quickstart points them at deploy/examples/).
+  REQUIRE(c.policies.size() == 3);
+  CHECK(c.policies[0] == json::parse(R"({"type": "limits"})"));
+  CHECK(c.policies[1]["type"] == "keywords");
+  CHECK(c.policies[1]["lists"][0]["path"] == "/etc/dotgate/keywords.txt");
+  CHECK(c.policies[2]["type"] == "script");
+  CHECK(c.policies[2]["path"] == "/etc/dotgate/filter.sh");
 
   // Apart from those, every value is the default: the example documents the defaults.
   Config d = parse_config(json::object());
