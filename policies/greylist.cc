@@ -161,7 +161,7 @@ store::Store* GreylistPolicy::store() {
 }
 
 bool GreylistPolicy::exempt(const Envelope& envelope, GreylistStage stage, Done& done) {
-  const char* rule = config_->exempt.match(envelope.client_address, envelope.helo, envelope.mail_from);
+  const char* rule = config_->exempt.match(greylist_client_ip(envelope.client_address), envelope.helo, envelope.mail_from);
   if (rule == nullptr && !envelope.profile.empty() && config_->exempt.exempts_profile(envelope.profile)) rule = "profile";
   if (rule == nullptr) return false;
   config_->stats->record(stage, GreylistOutcome::Exempt);

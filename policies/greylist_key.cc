@@ -42,8 +42,19 @@ void mask(unsigned char* bytes, int total_bits, int prefix) {
 
 }  // namespace
 
+std::string greylist_client_ip(std::string_view a) {
+  if (!a.empty() && a.front() == '[') {
+    auto close = a.find(']');
+    return std::string(a.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+  }
+  // One colon: IPv4 with its port. More: a bare IPv6 literal. None: a bare IPv4 literal.
+  auto colon = a.find(':');
+  if (colon != std::string_view::npos && a.find(':', colon + 1) == std::string_view::npos) return std::string(a.substr(0, colon));
+  return std::string(a);
+}
+
 std::string greylist_network(std::string_view client_address, int ipv4_prefix, int ipv6_prefix) {
-  std::string text(client_address);
+  std::string text = greylist_client_ip(client_address);
   unsigned char b[16] = {};
   char out[INET6_ADDRSTRLEN] = {};
   if (inet_pton(AF_INET, text.c_str(), b) == 1) {

@@ -30,6 +30,10 @@
 
 namespace dotgate::policy {
 
+// The address alone, from the Envelope's client_address ("192.0.2.1:4711", "[2001:db8::1]:4711"
+// or a bare literal).
+std::string greylist_client_ip(std::string_view client_address);
+// `client_address`: as greylist_client_ip takes it.
 std::string greylist_network(std::string_view client_address, int ipv4_prefix, int ipv6_prefix);
 std::string greylist_sender(std::string_view mail_from);
 std::string greylist_recipient(std::string_view rcpt_to);

@@ -38,6 +38,9 @@ TEST_CASE("greylist network: /24 and /64 by default, prefixes configurable, mapp
       {"2001:db8:1:2:ffff::1", 24, 48, "2001:db8:1::/48"},
       {"::ffff:192.0.2.9", 24, 64, "192.0.2.0/24"},
       {"not-an-address", 24, 64, "not-an-address"},
+      // the Envelope's form: with the port
+      {"192.0.2.1:4711", 24, 64, "192.0.2.0/24"},
+      {"[2001:db8:1:2::9]:4711", 24, 64, "2001:db8:1:2::/64"},
   };
   for (const auto& r : rows) {
     CAPTURE(r.ip);
@@ -327,7 +330,7 @@ TEST_CASE("greylist policy on a loop with LMDB: new, early retry, passed after t
     auto c = f.read({{"delay", 1}, {"window", 60}, {"auto_allow", {{"after", 1}, {"period", 3600}}},
                      {"exempt", {{"helo", {"*.trusted.example"}}, {"profiles", {"lax"}}}}});
     GreylistPolicy p(c, &loop);
-    Envelope env = envelope("192.0.2.10", "mx.example.org", "alice@example.org");
+    Envelope env = envelope("192.0.2.10:4711", "mx.example.org", "alice@example.org");
 
     Verdict v = ask_rcpt(&loop, p, env, "bob@example.net");
     CHECK(v.reply.serialize() == "450 4.7.1 Greylisted, try again in 1 seconds\r\n");
@@ -351,7 +354,7 @@ TEST_CASE("greylist policy on a loop with LMDB: new, early retry, passed after t
     v = ask_rcpt(&loop, p, envelope("198.51.100.1", "mx.other.example", "alice@example.org"), "carol@example.net");
     CHECK(v.detail == "new");
     // Exempt by HELO, and by recipient profile: no store asked.
-    v = ask_rcpt(&loop, p, envelope("203.0.113.5", "relay.trusted.example", "x@y.example"), "carol@example.net");
+    v = ask_rcpt(&loop, p, envelope("203.0.113.5:25", "relay.trusted.example", "x@y.example"), "carol@example.net");
     CHECK(v.passed());
     CHECK(v.detail == "exempt");
     Envelope lax = envelope("203.0.113.5", "mx.example.com", "x@y.example");
