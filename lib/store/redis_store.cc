@@ -169,6 +169,13 @@ class RedisLoopStore final : public LoopStore {
     auto now = Clock::now();
     bool connect_late = s->state_ == State::Connecting && now >= s->connect_started_ + s->config_.connect_timeout;
     bool command_late = !s->in_flight_.empty() && now >= s->in_flight_.front()->started + s->config_.command_timeout;
+    if (command_late && !connect_late && s->ctx_ && s->state_ == State::Connected) {
+      // Timers run before I/O in a loop iteration: after the loop itself was late (a long
+      // callback elsewhere), the answers may be waiting in the socket. Read them before blaming
+      // Redis. (This may end the connection, through on_disconnect, if Redis closed it.)
+      redisAsyncHandleRead(s->ctx_);
+      command_late = !s->in_flight_.empty() && now >= s->in_flight_.front()->started + s->config_.command_timeout;
+    }
     if (connect_late || command_late) {
       s->drop(connect_late ? "unavailable" : "timeout", connect_late ? "connect timeout" : "command timeout");
       return;
