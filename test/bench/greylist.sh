@@ -145,6 +145,10 @@ echo
 echo "targets:"
 check "LMDB decisions/s, known triplets ($LMDB_RATE)" "reported"
 check "Redis decisions/s, known triplets, pipelined ($REDIS_RATE)" "reported"
+# CPU per message is the steadier figure on a busy machine (throughput swings with the load).
+cpu_plain=$(awk -v t="${CPU_TICKS[plain]}" -v n="${CPU_MSGS[plain]}" 'BEGIN { if (n == 0) print 0; else print t / n }')
+cpu_grey=$(awk -v t="${CPU_TICKS[greylist]}" -v n="${CPU_MSGS[greylist]}" 'BEGIN { if (n == 0) print 0; else print t / n }')
+check "CPU per message, plain / greylist ($(ratio "$cpu_plain" "$cpu_grey")x)" "reported"
 if [ "$RATIO" = - ]; then check "relay with greylisting >= 0.9x without" "n/a (a run failed)"
 else check "relay with greylisting >= 0.9x without (${RATIO}x)" "$(verdict "$RATIO >= 0.9")"; fi
 echo

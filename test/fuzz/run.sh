@@ -30,6 +30,8 @@ seed command_fuzz odd '\010\003mail from: <"q>x"@b> BODY=8BITMIME\nQUIT x\r\nNO\
 # reply_fuzz: split point, then downstream bytes.
 seed reply_fuzz ehlo '\005250-mx\r\n250-SIZE 100\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n'
 seed reply_fuzz mixed '\003220 hi\r\n354 go\n550 5.1.1 no\r\n25x\r\n'
+# exemption_list_fuzz: a greylist exemption list file.
+seed exemption_list_fuzz list '# c\nnetwork 192.0.2.0/24\nhelo *.example.net # x\nsender_domain @Example.com\r\n'
 
 # The targets run side by side (each for the full N seconds): CI pays N seconds, not 3N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
@@ -45,7 +47,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz exemption_list_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"
