@@ -31,7 +31,8 @@ STAGES=" ${STAGES:-tests asan fuzz} "
 # test_deploy.py reads the Kubernetes manifests, checks the alert rules and verifies the unit.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
           node-llhttp libgmime-3.0-dev libsystemd-dev postfix swaks python3 python3-yaml rspamd clang
-          libclang-rt-14-dev prometheus systemd)
+          libclang-rt-14-dev prometheus systemd
+          liblmdb-dev libhiredis-dev redis-server)
 
 PASSED=0
 FAILED=0

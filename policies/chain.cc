@@ -82,6 +82,7 @@ void Chain::run(Hook hook, Envelope envelope, std::string recipient, SpoolRef sp
       if (!entries_[i].applies(r->envelope.profile)) r->slots[i] = Slot::Skipped;
   }
   if (hook == Hook::DataEnd) results_.clear();
+  if (hook == Hook::Mail) envelope_results_.clear();
   run_ = r;
   advance();
 }
@@ -144,6 +145,8 @@ void Chain::record(Run& r, std::size_t index, const Verdict* v) {
   result.outcome = std::string(outcome_name(outcome));
   result.error = std::string(error);
   result.ms = seconds * 1000.0;
+  result.detail = v ? v->detail : std::string();
+  if (r.hook == Hook::Rcpt) result.recipient = r.recipient;
 }
 
 void Chain::advance() {
@@ -192,6 +195,10 @@ void Chain::advance() {
   if (r->hook == Hook::DataEnd) {
     for (auto& result : r->results)
       if (!result.name.empty()) results_.push_back(std::move(result));
+  } else {
+    // Bounded by the policies times the recipients (smtp.max_recipients).
+    for (auto& result : r->results)
+      if (!result.name.empty() && !result.detail.empty()) envelope_results_.push_back(std::move(result));
   }
   Done done = std::move(r->done);
   r->spool.reset();  // the run is over: the session may reuse its spool at once

@@ -35,6 +35,8 @@ struct PolicyResult {
   std::string outcome;  // pass, reject, tempfail, quarantine, cancelled
   std::string error;    // Verdict::error, when the service gave no usable answer
   double ms = 0;
+  std::string detail{};     // Verdict::detail
+  std::string recipient{};  // RCPT hook: whose
 };
 
 class Chain {
@@ -77,6 +79,9 @@ class Chain {
   std::size_t size() const { return entries_.size(); }
   // The last data_end run's per-policy results (cleared when a new data_end run starts).
   const std::vector<PolicyResult>& results() const { return results_; }
+  // The transaction's MAIL and RCPT answers that carry a detail (greylisting's outcome per
+  // recipient), in order; cleared when a MAIL run starts. For the transaction's log line.
+  const std::vector<PolicyResult>& envelope_results() const { return envelope_results_; }
 
  private:
   struct Run;
@@ -90,6 +95,7 @@ class Chain {
   std::vector<Entry> entries_;
   std::shared_ptr<Run> run_;
   std::vector<PolicyResult> results_;
+  std::vector<PolicyResult> envelope_results_;
 };
 
 // A reply a policy may send: 4xx/5xx, valid code. Anything else becomes 451 4.3.0.

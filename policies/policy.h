@@ -56,6 +56,9 @@ struct Verdict {
   // Empty when the service answered (whatever it answered).
   std::string error{};
   MessageEdit edit{};  // for Pass
+  // One word for the transaction's log line, whatever the action (greylisting: "new",
+  // "passed", ...). A MAIL/RCPT answer that carries one is kept for that line (chain.h).
+  std::string detail{};
 
   static Verdict pass() { return {}; }
   static Verdict fail(int code, std::string_view enhanced, std::string_view text, std::string reason = {}) {

@@ -14,6 +14,7 @@ static_assert(std::size(kOutcomeNames) == static_cast<std::size_t>(PolicyOutcome
 struct Registry {
   std::mutex mutex;
   std::map<std::string, std::unique_ptr<PolicyStats>, std::less<>> stats;
+  std::vector<void (*)(std::string&)> renderers;
 };
 Registry& registry() {
   static Registry* r = new Registry;  // never destroyed: worker threads may record at exit
@@ -91,10 +92,12 @@ PolicyStats& policy_stats(const std::string& name) {
 
 void render_policy_metrics(std::string& out) {
   std::string verdicts, latency, errors;
+  std::vector<void (*)(std::string&)> renderers;
   {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
     for (const auto& [_, stats] : r.stats) stats->render(verdicts, latency, errors);
+    renderers = r.renderers;
   }
   out += "# HELP dotgate_policy_verdicts_total Policy answers by outcome (cancelled: no longer needed).\n"
          "# TYPE dotgate_policy_verdicts_total counter\n";
@@ -105,6 +108,13 @@ void render_policy_metrics(std::string& out) {
   out += "# HELP dotgate_policy_errors_total Policy services that gave no usable answer, by reason.\n"
          "# TYPE dotgate_policy_errors_total counter\n";
   out += errors;
+  for (auto* render : renderers) render(out);  // outside the lock: they take their own
+}
+
+void add_policy_metrics_renderer(void (*renderer)(std::string& out)) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.renderers.push_back(renderer);
 }
 
 }  // namespace dotgate::policy

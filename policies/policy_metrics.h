@@ -46,7 +46,12 @@ class PolicyStats {
 
 // The process-wide block for `name` (made on first use).
 PolicyStats& policy_stats(const std::string& name);
-// Appends the dotgate_policy_* families for every policy seen so far (a metrics::Renderer).
+// Appends the dotgate_policy_* families for every policy seen so far (a metrics::Renderer), then
+// what the extra renderers write.
 void render_policy_metrics(std::string& out);
+// More families rendered with the policy ones: a policy type's own counters (greylisting's
+// outcomes), added once by that type when it is first built, never removed. Same rules as
+// metrics::Metrics::add_renderer (complete families, "dotgate_" names, relaxed reads).
+void add_policy_metrics_renderer(void (*renderer)(std::string& out));
 
 }  // namespace dotgate::policy

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 
+#include "policies/greylist.h"
 #include "policies/http.h"
 #include "policies/keywords.h"
 #include "policies/limits.h"
@@ -19,6 +20,7 @@ using Builder = std::unique_ptr<PolicyFactory> (*)(PolicyConfigReader&, const co
 
 const std::map<std::string, Builder>& registry() {
   static const std::map<std::string, Builder> kRegistry = {
+      {"greylist", &make_greylist_factory},
       {"http", &make_http_factory},
       {"keywords", &make_keywords_factory},
       {"limits", &make_limits_factory},

@@ -203,6 +203,11 @@ void Session::write_transaction_log(const TransactionRecord& record) const {
   policies += '[';
   for (const auto& [r, profile] : record.policies) {
     policies += policies.back() == '[' ? "{" : ",{";
+    if (!r.detail.empty()) {
+      policies += "\"detail\":";
+      log::append_json_string(policies, r.detail);
+      policies += ',';
+    }
     if (!r.error.empty()) {
       policies += "\"error\":";
       log::append_json_string(policies, r.error);
@@ -217,6 +222,10 @@ void Session::write_transaction_log(const TransactionRecord& record) const {
     if (!profile.empty()) {
       policies += ",\"profile\":";
       log::append_json_string(policies, profile);
+    }
+    if (!r.recipient.empty()) {
+      policies += ",\"rcpt\":";
+      log::append_json_string(policies, r.recipient);
     }
     policies += '}';
   }
@@ -259,6 +268,13 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   record.reply = std::to_string(reply.code);
   if (!reply.lines.empty()) record.reply.append(" ").append(reply.lines.front());
   record.policies = std::move(judgement_.results);
+  // MAIL/RCPT answers that name an outcome (greylisting, per recipient) come first.
+  if (chain_ && !chain_->envelope_results().empty()) {
+    std::vector<PolicyLogEntry> all;
+    for (const auto& r : chain_->envelope_results()) all.push_back({r, ""});
+    for (auto& e : record.policies) all.push_back(std::move(e));
+    record.policies = std::move(all);
+  }
   record.deadline_passed = deadline_passed_;
   record.queue_id = std::move(tx_.queue_id);
   record.helo = helo_name_;

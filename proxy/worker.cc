@@ -2,6 +2,7 @@
 #include "proxy/worker.h"
 
 #include "lib/log/log.h"
+#include "lib/store/store.h"
 #include "policies/client_registry.h"
 
 namespace dotgate::proxy {
@@ -66,6 +67,7 @@ void Worker::on_async(uv_async_t* async) {
     w->draining_ = true;
     // Verdict services' idle keep-alive connections must not keep this loop running.
     policy::ClientRegistry::release_lingering();
+    store::StoreService::release_lingering();  // the state store's per-loop connections, likewise
     w->close_listeners();
     w->pool_->shut_down();
     w->lookup_.reset();  // its client closes once the sessions still holding it have ended

@@ -331,6 +331,7 @@ Config parse_config(const nlohmann::json& document) {
     if (!config.profiles.enabled()) n->fail("needs \"profiles\"");
     read_profile_lookup(*n, config.profile_lookup);
   }
+  if (auto n = root.member("store")) read_store(*n, config.store);
   if (auto n = root.member("policies")) read_policies(*n, config);
   root.done();
   return config;

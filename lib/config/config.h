@@ -19,6 +19,7 @@
 
 #include "lib/config/profile_lookup.h"
 #include "lib/config/profiles.h"
+#include "lib/config/store_config.h"
 #include "lib/smtp/data_stream.h"
 
 namespace dotgate::config {
@@ -115,6 +116,7 @@ struct Config {
   VerdictConfig verdict;
   ProfilesConfig profiles;  // "profiles", "recipients", "split"
   ProfileLookupConfig profile_lookup;  // "profile_lookup": off unless configured
+  StoreConfig store;  // "store": where greylisting keeps its state (lib/store)
   nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
 
   std::string source;  // the file it came from, for logs

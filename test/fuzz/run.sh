@@ -37,6 +37,8 @@ seed proxy_header_fuzz unknown '\003PROXY UNKNOWN ff::1 ::2 1 2\r\n'
 seed proxy_header_fuzz v2 '\007\r\n\r\n\000\r\nQUIT\n\041\021\000\024\300\000\002\001\306\063\144\002\026\056\000\031\001\000\005hello'
 seed proxy_header_fuzz v2six '\020\r\n\r\n\000\r\nQUIT\n\041\041\000\044\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\001\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\002\377\377\000\031'
 seed proxy_header_fuzz local '\002\r\n\r\n\000\r\nQUIT\n\040\000\000\000EHLO'
+# exemption_list_fuzz: a greylist exemption list file.
+seed exemption_list_fuzz list '# c\nnetwork 192.0.2.0/24\nhelo *.example.net # x\nsender_domain @Example.com\r\n'
 
 # The targets run side by side (each for the full N seconds): CI pays N seconds, not 4N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
@@ -52,7 +54,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"
