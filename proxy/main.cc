@@ -4,13 +4,17 @@
 // runs a loop of its own (proxy/worker.h). SIGHUP reloads the config file for new sessions (a bad
 // file is refused with a log line, the old config stays). SIGTERM/SIGINT drain: listeners close,
 // /readyz turns 503, sessions may finish for drain_grace, then the rest get 421 4.3.2 and the
-// process exits 0. Listeners, workers and the admin address are read at start only.
+// process exits 0. Listeners, workers and the admin address are read at start only. The
+// maintenance flag (rewrite.maintenance) is taken from the config at start and whenever a reload
+// changes that key, and set in between by POST /maintenance/on|off on the admin port, so that an
+// unrelated reload never ends a maintenance an admin started by hand.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -19,6 +23,7 @@
 #include "lib/config/config.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
+#include "lib/metrics/rewrite_metrics.h"
 #include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
 #include "proxy/runtime.h"
@@ -125,12 +130,35 @@ struct Daemon {
 
   void reload() {
     try {
-      auto rt = Runtime::build(load(options));
+      auto rt = Runtime::build(load(options), &shared.maintenance);
+      bool was = shared.runtime()->config.rewrite.maintenance;
       shared.publish(rt);
+      if (rt->config.rewrite.maintenance != was) set_maintenance(rt->config.rewrite.maintenance, "configuration");
       log::info("configuration reloaded", {{"file", options.config_path}, {"policies", rt->policies->names()}});
     } catch (const config::ConfigError& e) {
       log::error("configuration reload refused, keeping the running one", {{"file", options.config_path}, {"error", e.what()}});
     }
+  }
+
+  void set_maintenance(bool on, std::string_view by) {
+    bool before = shared.maintenance.exchange(on);
+    log::info(on ? "maintenance on: 5xx replies to RCPT are sent as 4xx" : "maintenance off",
+              {{"by", by}, {"was", before ? "on" : "off"}});
+  }
+
+  // /maintenance (GET: "on" or "off") and POST /maintenance/on, /maintenance/off.
+  std::vector<http::AdminRoute> maintenance_routes() {
+    auto state = [this] { return http::AdminAnswer{200, shared.maintenance.load() ? "on\n" : "off\n"}; };
+    auto setter = [this, state](bool on) {
+      return [this, state, on] {
+        if (!shared.runtime()->config.rewrite.maintenance_admin)
+          return http::AdminAnswer{403, "the maintenance flag is not settable here (rewrite.maintenance_admin is false)\n"};
+        set_maintenance(on, "admin");
+        return state();
+      };
+    };
+    return {{"GET", "/maintenance", state}, {"POST", "/maintenance/on", setter(true)},
+            {"POST", "/maintenance/off", setter(false)}};
   }
 
   void drain() {
@@ -178,7 +206,7 @@ int run(int argc, char** argv) {
   }
   std::shared_ptr<const Runtime> runtime;
   try {
-    runtime = Runtime::build(load(d->options));
+    runtime = Runtime::build(load(d->options), &d->shared.maintenance);
   } catch (const config::ConfigError& e) {
     std::fprintf(stderr, "dotgate: %s: %s\n", d->options.config_path.c_str(), e.what());
     return 1;
@@ -193,9 +221,16 @@ int run(int argc, char** argv) {
     return 1;
   }
   d->shared.publish(runtime);
+  d->shared.maintenance.store(cfg.rewrite.maintenance);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
 
   d->shared.metrics.add_renderer(&policy::render_policy_metrics);
+  d->shared.metrics.add_renderer(&metrics::render_rewrite_metrics);
+  d->shared.metrics.add_renderer([dp = d.get()](std::string& out) {
+    out += "# HELP dotgate_maintenance 1 while the maintenance flag is on (RCPT 5xx sent as 4xx).\n"
+           "# TYPE dotgate_maintenance gauge\n"
+           "dotgate_maintenance " + std::string(dp->shared.maintenance.load() ? "1" : "0") + "\n";
+  });
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);
@@ -210,7 +245,8 @@ int run(int argc, char** argv) {
     d->admin = std::make_unique<http::AdminServer>(
         d->loop, http::AdminHandlers{
                      [dp] { return !dp->shared.draining.load() && dp->shared.downstream_reachable.load(); },
-                     [dp] { return dp->shared.metrics.render(); }});
+                     [dp] { return dp->shared.metrics.render(); },
+                     dp->maintenance_routes()});
     int rc = d->admin->listen(cfg.admin);
     if (rc != 0) {
       log::error("cannot listen for admin HTTP", {{"address", cfg.admin.to_string()}, {"error", uv_strerror(rc)}});

@@ -1,6 +1,6 @@
 // proxy/session_downstream.cc — the downstream side of a Session: connecting, the greeting, the
 // EHLO replay for a fresh connection, replies matched to their commands, timeouts, and aborts.
-// Every downstream reply passes smtp::rewrite_reply (or rewrite_ehlo) before the client sees it;
+// Every downstream reply passes runtime_->replies (ReplyRewriter) before the client sees it;
 // a reply the command cannot have means the downstream is desynchronised or broken, and the
 // session ends with 421 rather than guess (Postfix smtpd_proxy: never pass on an unexpected reply).
 #include "lib/log/log.h"
@@ -327,7 +327,7 @@ void Session::on_greeting(smtp::Reply reply) {
     return;
   }
   if (state_ == State::Greeting) {
-    smtp::Reply greeting = smtp::rewrite_reply(smtp::ReplyContext::Greeting, std::move(reply));
+    smtp::Reply greeting = runtime_->replies.rewrite(smtp::Stage::Greeting, std::move(reply));
     phase_ = DownstreamPhase::Ready;
     arm_downstream_timer();
     enter_state(State::Command);
@@ -386,7 +386,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       abort_downstream();
       return;
     }
-    slot.reply = smtp::rewrite_reply(smtp::ReplyContext::DataEnd, std::move(reply));
+    slot.reply = runtime_->replies.rewrite(smtp::Stage::Dot, std::move(reply));
     prdr_wrap(slot);
     policy::Outcome outcome = slot.reply.klass() == 2   ? policy::Outcome::Accepted
                               : slot.reply.klass() == 4 ? policy::Outcome::Tempfailed
@@ -419,7 +419,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
         offer.max_message_size = config_.smtp.max_message_size;
         offer.auth_passthrough = config_.smtp.auth_passthrough;
         offer.prdr = true;  // dotgate answers per recipient itself, whatever the MTA can do
-        slot.reply = smtp::rewrite_ehlo(reply, offer);
+        slot.reply = runtime_->replies.rewrite_ehlo(reply, offer);
         return;
       }
       break;
@@ -452,7 +452,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       if (reply.code == 354) {
         data_stream_.reset();
         spool_->reset();
-        slot.reply = smtp::rewrite_reply(context, std::move(reply));
+        slot.reply = runtime_->replies.rewrite(smtp::stage_for(slot.verb), std::move(reply));
         // The 354 leaves in flush_replies() right after this; the bytes that follow are the body.
         enter_state(State::Data);
         arm_client_timer();
@@ -465,7 +465,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
     default:
       break;
   }
-  slot.reply = smtp::rewrite_reply(context, std::move(reply));
+  slot.reply = runtime_->replies.rewrite(smtp::stage_for(slot.verb), std::move(reply));
 }
 
 }  // namespace dotgate::proxy

@@ -30,6 +30,10 @@ seed command_fuzz odd '\010\003mail from: <"q>x"@b> BODY=8BITMIME\nQUIT x\r\nNO\
 # reply_fuzz: split point, then downstream bytes.
 seed reply_fuzz ehlo '\005250-mx\r\n250-SIZE 100\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n'
 seed reply_fuzz mixed '\003220 hi\r\n354 go\n550 5.1.1 no\r\n25x\r\n'
+# reply_template_fuzz: template length, template, then NUL-separated groups (also read as replies).
+seed reply_template_fuzz groups '\015<$1> $$ ${2}x\000550 5.1.1 no\000mx.example\r\n'
+seed reply_template_fuzz replies '\002$0220-mx.example ESMTP\r\n220 Postfix\r\n550 no such user\r\n354 go\r\n250-mx\r\n250 SIZE\r\n'
+seed reply_template_fuzz domain '\017mail.example $0550-5.7.1 a\r\n550 b\r\n521 x\r\n250 ok\r\n'
 
 # The targets run side by side (each for the full N seconds): CI pays N seconds, not 3N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
@@ -45,7 +49,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz reply_template_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"

@@ -17,7 +17,8 @@ import time
 
 from harness import IntegrationTest, main, wait_until
 
-POOL = {"downstream": {"pool": {"size": 1, "max_idle": 60}}}
+# rewrite.hide_banner off: these tests tell pooled connections apart by the MTA's greeting name.
+POOL = {"downstream": {"pool": {"size": 1, "max_idle": 60}}, "rewrite": {"hide_banner": False}}
 MESSAGE = b"Subject: pool\r\n\r\nthrough a pooled connection\r\n"
 
 
