@@ -135,6 +135,9 @@ bool rewrite_keeps_meaning(Stage stage, const Reply& original, const Reply& rewr
 
 std::optional<Reply> ReplyRules::apply_rule(const Rule& rule, Stage stage, const Reply& reply) const {
   if (!rule.stages[static_cast<std::size_t>(stage)]) return std::nullopt;
+  // A rule that only sets the enhanced code has nothing to do where there is none (stage "any").
+  if (!rule.replace_code && !rule.replace_text && (!uses_enhanced_codes(stage) || reply.klass() == 3))
+    return std::nullopt;
   if (rule.code && !rule.code->matches(reply.code)) return std::nullopt;
   std::vector<Line> lines = split_lines(stage, reply);
   if (rule.enhanced && (lines.front().enhanced.empty() || !rule.enhanced->matches(lines.front().enhanced)))
