@@ -28,7 +28,7 @@ STAGES=" ${STAGES:-tests asan fuzz} "
 
 # haproxy is only for test/bench/relay.sh, which is not part of the tests.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
-          node-llhttp libgmime-3.0-dev postfix swaks python3 rspamd clang libclang-rt-14-dev)
+          node-llhttp libgmime-3.0-dev libpcre2-dev postfix swaks python3 rspamd clang libclang-rt-14-dev)
 
 PASSED=0
 FAILED=0
