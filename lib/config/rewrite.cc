@@ -60,8 +60,11 @@ smtp::ReplyRuleSpec read_rule(Node& node, std::size_t index) {
   smtp::ReplyRuleSpec spec;
   spec.name = "rule-" + std::to_string(index);
   if (auto n = node.member("name")) spec.name = n->as_string();
-  if (auto n = node.member("stage")) spec.stages = read_stages(*n);
-  else for (std::size_t s = 0; s < smtp::kStageCount; ++s) spec.stages.push_back(static_cast<smtp::Stage>(s));
+  if (auto n = node.member("stage")) {
+    spec.stages = read_stages(*n);
+  } else {  // "any"
+    for (std::size_t s = 0; s < smtp::kStageCount; ++s) spec.stages.push_back(static_cast<smtp::Stage>(s));
+  }
   if (auto m = node.member("match")) {
     m->expect_object();
     if (auto n = m->member("code")) spec.match_code = read_code_pattern(*n);

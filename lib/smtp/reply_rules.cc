@@ -207,10 +207,7 @@ RewriteResult ReplyRules::apply(Stage stage, Reply reply, bool maintenance) cons
 }
 
 std::shared_ptr<const ReplyRules> ReplyRules::defaults() {
-  static const std::shared_ptr<const ReplyRules> rules = [] {
-    auto r = std::make_shared<ReplyRules>();
-    return std::shared_ptr<const ReplyRules>(std::move(r));
-  }();
+  static const std::shared_ptr<const ReplyRules> rules = std::make_shared<const ReplyRules>();
   return rules;
 }
 
