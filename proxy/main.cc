@@ -9,6 +9,9 @@
 // the workers run, RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when the drain
 // starts (sd_notify: a no-op without $NOTIFY_SOCKET). With "user" set, the process becomes that
 // user after binding and before serving (proxy/privileges.h), or exits 1.
+// The maintenance flag (rewrite.maintenance) is taken from the config at start and whenever a
+// reload changes that key, and set in between by POST /maintenance/on|off on the admin port, so that
+// an unrelated reload never ends a maintenance an admin started by hand.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,6 +29,7 @@
 #include "lib/config/config.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
+#include "lib/metrics/rewrite_metrics.h"
 #include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
 #include "proxy/privileges.h"
@@ -138,9 +143,11 @@ struct Daemon {
     // READY=1 whatever the outcome (a refused file leaves the old config serving: still ready).
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(uv_hrtime() / 1000));
     try {
-      auto rt = Runtime::build(load(options));
+      auto rt = Runtime::build(load(options), &shared.maintenance);
+      bool was = shared.runtime()->config.rewrite.maintenance;
       shared.publish(rt);
       reloads_ok.fetch_add(1);
+      if (rt->config.rewrite.maintenance != was) set_maintenance(rt->config.rewrite.maintenance, "configuration");
       log::info("configuration reloaded", {{"file", options.config_path}, {"policies", rt->policies->names()}});
       sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");
     } catch (const config::ConfigError& e) {
@@ -163,6 +170,27 @@ struct Daemon {
            "# TYPE dotgate_config_reloads_total counter\n";
     out += "dotgate_config_reloads_total{result=\"applied\"} " + std::to_string(reloads_ok.load()) + "\n";
     out += "dotgate_config_reloads_total{result=\"refused\"} " + std::to_string(reloads_refused.load()) + "\n";
+  }
+
+  void set_maintenance(bool on, std::string_view by) {
+    bool before = shared.maintenance.exchange(on);
+    log::info(on ? "maintenance on: 5xx replies to RCPT are sent as 4xx" : "maintenance off",
+              {{"by", by}, {"was", before ? "on" : "off"}});
+  }
+
+  // /maintenance (GET: "on" or "off") and POST /maintenance/on, /maintenance/off.
+  std::vector<http::AdminRoute> maintenance_routes() {
+    auto state = [this] { return http::AdminAnswer{200, shared.maintenance.load() ? "on\n" : "off\n"}; };
+    auto setter = [this, state](bool on) {
+      return [this, state, on] {
+        if (!shared.runtime()->config.rewrite.maintenance_admin)
+          return http::AdminAnswer{403, "the maintenance flag is not settable here (rewrite.maintenance_admin is false)\n"};
+        set_maintenance(on, "admin");
+        return state();
+      };
+    };
+    return {{"GET", "/maintenance", state}, {"POST", "/maintenance/on", setter(true)},
+            {"POST", "/maintenance/off", setter(false)}};
   }
 
   void drain() {
@@ -211,7 +239,7 @@ int run(int argc, char** argv) {
   }
   std::shared_ptr<const Runtime> runtime;
   try {
-    runtime = Runtime::build(load(d->options));
+    runtime = Runtime::build(load(d->options), &d->shared.maintenance);
   } catch (const config::ConfigError& e) {
     std::fprintf(stderr, "dotgate: %s: %s\n", d->options.config_path.c_str(), e.what());
     return 1;
@@ -235,10 +263,17 @@ int run(int argc, char** argv) {
     return 1;
   }
   d->shared.publish(runtime);
+  d->shared.maintenance.store(cfg.rewrite.maintenance);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
 
   d->shared.metrics.add_renderer(&policy::render_policy_metrics);
   d->shared.metrics.add_renderer([dp = d.get()](std::string& out) { dp->render_process_metrics(out); });
+  d->shared.metrics.add_renderer(&metrics::render_rewrite_metrics);
+  d->shared.metrics.add_renderer([dp = d.get()](std::string& out) {
+    out += "# HELP dotgate_maintenance 1 while the maintenance flag is on (RCPT 5xx sent as 4xx).\n"
+           "# TYPE dotgate_maintenance gauge\n"
+           "dotgate_maintenance " + std::string(dp->shared.maintenance.load() ? "1" : "0") + "\n";
+  });
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);
@@ -253,7 +288,8 @@ int run(int argc, char** argv) {
     d->admin = std::make_unique<http::AdminServer>(
         d->loop, http::AdminHandlers{
                      [dp] { return !dp->shared.draining.load() && dp->shared.downstream_reachable.load(); },
-                     [dp] { return dp->shared.metrics.render(); }});
+                     [dp] { return dp->shared.metrics.render(); },
+                     dp->maintenance_routes()});
     int rc = d->admin->listen(cfg.admin);
     if (rc != 0) {
       log::error("cannot listen for admin HTTP", {{"address", cfg.admin.to_string()}, {"error", uv_strerror(rc)}});

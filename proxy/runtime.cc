@@ -5,9 +5,10 @@
 
 namespace dotgate::proxy {
 
-std::shared_ptr<const Runtime> Runtime::build(config::Config config) {
+std::shared_ptr<const Runtime> Runtime::build(config::Config config, const std::atomic<bool>* maintenance) {
   auto rt = std::make_shared<Runtime>();
   rt->policies = policy::PolicySet::build(config);
+  rt->replies = ReplyRewriter(config.rewrite.rules, maintenance);
   if (net::make_sockaddr(config.downstream.endpoint.address, config.downstream.endpoint.port,
                          &rt->downstream_address) != 0)
     throw config::ConfigError("downstream.address: not an IP address");

@@ -2,7 +2,7 @@
 // DownstreamLink (a connection for the next step, the pool's part at the start and the end), what
 // it does with the link's events (the greeting for the client, replies matched to their commands
 // in order, failures), and aborts.
-// Every downstream reply passes smtp::rewrite_reply (or rewrite_ehlo) before the client sees it;
+// Every downstream reply passes runtime_->replies (ReplyRewriter) before the client sees it;
 // a reply the command cannot have means the downstream is desynchronised or broken, and the
 // session ends with 421 rather than guess (Postfix smtpd_proxy: never pass on an unexpected reply).
 #include "lib/log/log.h"
@@ -51,7 +51,7 @@ smtp::ClientIdentity Session::client_identity() const {
 // ---- DownstreamLink::Owner ---------------------------------------------------------------------
 
 void Session::on_link_greeting(smtp::Reply reply) {
-  smtp::Reply greeting = smtp::rewrite_reply(smtp::ReplyContext::Greeting, std::move(reply));
+  smtp::Reply greeting = runtime_->replies.rewrite(smtp::Stage::Greeting, std::move(reply));
   enter_state(State::Command);
   send_reply(greeting);
   if (greeting.code == 421) {
@@ -202,7 +202,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       abort_downstream();
       return;
     }
-    slot.reply = smtp::rewrite_reply(smtp::ReplyContext::DataEnd, std::move(reply));
+    slot.reply = runtime_->replies.rewrite(smtp::Stage::Dot, std::move(reply));
     prdr_wrap(slot);
     finish_transaction(policy::outcome_of(slot.reply), slot.reply, /*log_later=*/true);  // written after the reply
     enter_state(State::Command);
@@ -231,7 +231,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
         offer.max_message_size = config_.smtp.max_message_size;
         offer.auth_passthrough = config_.smtp.auth_passthrough;
         offer.prdr = true;  // dotgate answers per recipient itself, whatever the MTA can do
-        slot.reply = smtp::rewrite_ehlo(reply, offer);
+        slot.reply = runtime_->replies.rewrite_ehlo(reply, offer);
         return;
       }
       break;
@@ -263,7 +263,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       if (reply.code == 354) {
         data_stream_.reset();
         spool_->reset();
-        slot.reply = smtp::rewrite_reply(context, std::move(reply));
+        slot.reply = runtime_->replies.rewrite(smtp::stage_for(slot.verb), std::move(reply));
         // The 354 leaves in flush_replies() right after this; the bytes that follow are the body.
         enter_state(State::Data);
         arm_client_timer();
@@ -276,7 +276,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
     default:
       break;
   }
-  slot.reply = smtp::rewrite_reply(context, std::move(reply));
+  slot.reply = runtime_->replies.rewrite(smtp::stage_for(slot.verb), std::move(reply));
 }
 
 }  // namespace dotgate::proxy

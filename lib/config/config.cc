@@ -17,6 +17,7 @@
 #include "lib/config/config.h"
 #include "lib/config/node.h"
 #include "lib/config/profiles_reader.h"
+#include "lib/config/rewrite_reader.h"
 
 #include <arpa/inet.h>
 
@@ -333,6 +334,8 @@ Config parse_config(const nlohmann::json& document) {
   }
   if (auto n = root.member("store")) read_store(*n, config.store);
   if (auto n = root.member("policies")) read_policies(*n, config);
+  // After "smtp": the hide_banner built-in shows smtp.hostname.
+  read_rewrite(root.member("rewrite"), config.smtp, config.rewrite);
   root.done();
   return config;
 }

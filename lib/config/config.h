@@ -20,6 +20,7 @@
 #include "lib/config/profile_lookup.h"
 #include "lib/config/profiles.h"
 #include "lib/config/store_config.h"
+#include "lib/config/rewrite.h"
 #include "lib/smtp/data_stream.h"
 
 namespace dotgate::config {
@@ -117,6 +118,7 @@ struct Config {
   ProfilesConfig profiles;  // "profiles", "recipients", "split"
   ProfileLookupConfig profile_lookup;  // "profile_lookup": off unless configured
   StoreConfig store;  // "store": where greylisting keeps its state (lib/store)
+  RewriteConfig rewrite;               // "rewrite": reply rewriting rules, maintenance flag
   nlohmann::json policies = nlohmann::json::array();  // validated by policies/registry.cc
 
   std::string source;  // the file it came from, for logs

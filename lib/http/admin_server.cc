@@ -1,4 +1,5 @@
-// lib/http/admin_server.cc — AdminServer: /healthz, /readyz, /metrics over HTTP/1.1 on libuv.
+// lib/http/admin_server.cc — AdminServer: /healthz, /readyz, /metrics and the owner's routes over
+// HTTP/1.1 on libuv.
 //
 // Created by proxy/ on the main loop (tests: on their own loop). Ownership, in libuv's terms:
 //   - Impl owns the listening handle (initialised in the constructor, so close() always has one
@@ -43,7 +44,7 @@ struct Response {
   int status = 200;
   std::string_view content_type = "text/plain; charset=utf-8";
   std::string body;
-  std::string_view extra_headers;  // complete "Name: value\r\n" lines
+  std::string extra_headers;  // complete "Name: value\r\n" lines
 };
 
 struct WriteRequest {
@@ -61,6 +62,7 @@ struct ServerState {
   void close_all(std::function<void()> callback);
   void release_one();  // a close callback completed (listener, or the last of a Connection's)
   Response dispatch(const Request& request) const;
+  Response dispatch_route(const Request& request, std::string_view path) const;  // handlers.routes
 
   uv_loop_t* loop;
   AdminHandlers handlers;
@@ -124,8 +126,10 @@ std::string_view status_reason(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Unknown";
@@ -230,6 +234,27 @@ void on_new_connection(uv_stream_t* listener, int status) {
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read) < 0) close_connection(c);
 }
 
+Response ServerState::dispatch_route(const Request& request, std::string_view path) const {
+  std::string allow;
+  for (const AdminRoute& route : handlers.routes) {
+    if (route.path != path) continue;
+    bool head_of_get = request.method == "HEAD" && route.method == "GET";
+    if (request.method == route.method || head_of_get) {
+      // The owner's code: an exception must not unwind through libuv's C frames.
+      try {
+        AdminAnswer a = route.handler();
+        return Response{a.status, "text/plain; charset=utf-8", std::move(a.body), {}};
+      } catch (const std::exception& e) {
+        spdlog::error("admin: {} handler failed: {}", path, e.what());
+        return Response{500, "text/plain; charset=utf-8", "internal error\n", {}};
+      }
+    }
+    allow += (allow.empty() ? "" : ", ") + route.method + (route.method == "GET" ? ", HEAD" : "");
+  }
+  if (allow.empty()) return Response{404, "text/plain; charset=utf-8", "not found\n", {}};
+  return Response{405, "text/plain; charset=utf-8", "method not allowed\n", "Allow: " + allow + "\r\n"};
+}
+
 Response ServerState::dispatch(const Request& request) const {
   std::string_view target = request.target;
   std::string_view path = target.substr(0, target.find('?'));
@@ -237,7 +262,7 @@ Response ServerState::dispatch(const Request& request) const {
   if (path == "/healthz") resource = Health;
   else if (path == "/readyz") resource = Ready;
   else if (path == "/metrics") resource = Metrics;
-  else return Response{404, "text/plain; charset=utf-8", "not found\n", {}};
+  else return dispatch_route(request, path);
 
   if (request.method != "GET" && request.method != "HEAD")
     return Response{405, "text/plain; charset=utf-8", "method not allowed\n", "Allow: GET, HEAD\r\n"};

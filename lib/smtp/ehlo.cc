@@ -136,8 +136,9 @@ Reply rewrite_ehlo(const Reply& downstream, const EhloOffer& offer) {
   if (caps.eightbitmime) reply.lines.emplace_back("8BITMIME");
   if (caps.smtputf8) reply.lines.emplace_back("SMTPUTF8");
   if (caps.dsn) reply.lines.emplace_back("DSN");
-  // Always: dotgate's own replies carry enhanced codes and rewrite_reply adds them downstream's.
-  reply.lines.emplace_back("ENHANCEDSTATUSCODES");
+  // Unless told otherwise: dotgate's own replies carry enhanced codes and the enhanced_codes
+  // built-in (lib/smtp/reply_builtins.h) adds them to the downstream's.
+  if (offer.enhanced_status_codes) reply.lines.emplace_back("ENHANCEDSTATUSCODES");
   if (offer.auth_passthrough) {
     for (std::size_t i = 1; i < downstream.lines.size(); ++i) {
       if (is_auth_line(downstream.lines[i])) reply.lines.push_back(downstream.lines[i]);

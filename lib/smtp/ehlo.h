@@ -43,6 +43,9 @@ struct EhloOffer {
   std::uint64_t max_message_size = 0;  // dotgate's own limit; 0: none. SIZE offered = min with downstream's
   bool auth_passthrough = false;       // keep the downstream's AUTH line
   bool prdr = false;                   // announce PRDR (issue: per-recipient data responses)
+  // Announce ENHANCEDSTATUSCODES (dotgate's own replies always carry codes; the MTA's get them
+  // from the enhanced_codes built-in, unless it is switched off: then only if the MTA offers it).
+  bool enhanced_status_codes = true;
 };
 
 // Builds the reply the client sees from the downstream's positive EHLO reply. The first line

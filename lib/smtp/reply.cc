@@ -13,8 +13,9 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// Length of an RFC 3463 enhanced status code at the start of `text`
-// (class "." 1*3digit "." 1*3digit, followed by a space or the end), or 0.
+}  // namespace
+
+// class "." 1*3digit "." 1*3digit, followed by a space or the end.
 std::size_t enhanced_code_length(std::string_view text) {
   if (text.size() < 5) return 0;
   if (text[0] != '2' && text[0] != '4' && text[0] != '5') return 0;
@@ -33,6 +34,8 @@ std::size_t enhanced_code_length(std::string_view text) {
   if (i < text.size() && text[i] != ' ') return 0;
   return i;
 }
+
+namespace {
 
 void append_line(std::string& out, int code, char separator, std::string_view text) {
   char buf[8];

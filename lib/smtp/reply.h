@@ -41,6 +41,9 @@ bool valid_reply_code(int code);
 // by a space or end) whose class matches `code`'s first digit.
 bool has_enhanced_code(int code, std::string_view text);
 
+// Length of the RFC 3463 enhanced status code at the start of `text` (of any class), or 0.
+std::size_t enhanced_code_length(std::string_view text);
+
 // Parses downstream replies. Lines end at CRLF (LF alone tolerated). A line must be "ddd-" /
 // "ddd " / "ddd" followed by text; anything else is a protocol error (the downstream is broken or
 // not an SMTP server), as is a continuation line whose code is of another class than the

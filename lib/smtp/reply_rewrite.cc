@@ -1,12 +1,13 @@
 // lib/smtp/reply_rewrite.cc — normalising each downstream reply before it reaches the client.
 //
-// Called by the Session for every downstream reply (after reply_allowed(); a reply that is not
-// allowed means a broken or desynchronised downstream, which the Session closes). Pure; owns
-// nothing. Why: the client must only ever see valid RFC 5321 replies (invariant 4), and dotgate
-// announces ENHANCEDSTATUSCODES, so every 2xx/4xx/5xx line must carry one (RFC 2034 4).
+// reply_allowed() is called by the Session for every downstream reply (a reply that is not allowed
+// means a broken or desynchronised downstream, which the Session closes) and by the reply rules
+// (lib/smtp/reply_rules.cc), which do the rewriting itself. Pure; owns nothing. Why: the client
+// must only ever see valid RFC 5321 replies (invariant 4), and dotgate announces
+// ENHANCEDSTATUSCODES, so every 2xx/4xx/5xx line must carry one (RFC 2034 4).
 #include "lib/smtp/reply_rewrite.h"
 
-#include <optional>
+#include "lib/smtp/reply_builtins.h"
 
 namespace dotgate::smtp {
 
@@ -39,29 +40,11 @@ bool reply_allowed(ReplyContext context, const Reply& reply) {
 
 Reply rewrite_reply(ReplyContext context, Reply reply) {
   if (context == ReplyContext::Greeting) {
-    // RFC 5321 4.3.2: a greeting is 220, or 554 (or 421 when closing); anything else from the
-    // downstream becomes the closest of those, text kept (seed 002).
-    switch (reply.klass()) {
-      case 2: reply.code = 220; break;
-      case 5: reply.code = 554; break;
-      default: reply.code = 421; break;
-    }
+    normalise_greeting_code(reply);
     return reply;
   }
   if (context == ReplyContext::Ehlo || context == ReplyContext::Helo) return reply;
-  int klass = reply.klass();
-  if (klass != 2 && klass != 4 && klass != 5) return reply;  // 354: no enhanced code exists
-
-  if (reply.lines.empty()) reply.lines.emplace_back();
-  // RFC 2034 4: the enhanced code is on every line. Lines without one take the first line's,
-  // or X.0.0 (class only, nothing more specific is known) when the first line has none either.
-  std::string code = has_enhanced_code(reply.code, reply.lines.front())
-                         ? *reply.enhanced()
-                         : std::to_string(klass) + ".0.0";
-  for (auto& line : reply.lines) {
-    if (has_enhanced_code(reply.code, line)) continue;
-    line = line.empty() ? code : code + " " + line;
-  }
+  add_enhanced_codes(reply);
   return reply;
 }
 

@@ -1,4 +1,6 @@
-// lib/smtp/reply_rewrite.h — the one step every downstream reply passes on its way to the client.
+// lib/smtp/reply_rewrite.h — which downstream replies are possible at all, and the normalisation
+// every downstream reply gets on its way to the client (the configurable rules around it are
+// lib/smtp/reply_rules.h).
 //
 // Rules (Postfix smtpd_proxy's principle: an unexpected reply from the proxied side is never
 // passed on; a safe one replaces it):
@@ -24,8 +26,11 @@ ReplyContext context_for(Verb verb);  // Ehlo, Helo, Data; everything else Other
 // False when the reply's class is impossible for the context (the downstream is broken).
 bool reply_allowed(ReplyContext context, const Reply& reply);
 
-// Normalises a downstream reply for the client. Precondition: reply_allowed() (except for
-// Greeting, which always normalises).
+// Normalises a downstream reply for the client: the built-ins greeting_code and enhanced_codes
+// alone (lib/smtp/reply_builtins.h), what dotgate did before the rewrite rules. The Session now
+// goes through smtp::ReplyRules (proxy/reply_rewriter.h), which adds the configured rules and the
+// other built-ins; this stays as the reference the fuzzer checks invariant 4 against.
+// Precondition: reply_allowed() (except for Greeting, which always normalises).
 Reply rewrite_reply(ReplyContext context, Reply reply);
 
 }  // namespace dotgate::smtp

@@ -39,6 +39,10 @@ seed proxy_header_fuzz v2six '\020\r\n\r\n\000\r\nQUIT\n\041\041\000\044\040\001
 seed proxy_header_fuzz local '\002\r\n\r\n\000\r\nQUIT\n\040\000\000\000EHLO'
 # exemption_list_fuzz: a greylist exemption list file.
 seed exemption_list_fuzz list '# c\nnetwork 192.0.2.0/24\nhelo *.example.net # x\nsender_domain @Example.com\r\n'
+# reply_template_fuzz: template length, template, then NUL-separated groups (also read as replies).
+seed reply_template_fuzz groups '\015<$1> $$ ${2}x\000550 5.1.1 no\000mx.example\r\n'
+seed reply_template_fuzz replies '\002$0220-mx.example ESMTP\r\n220 Postfix\r\n550 no such user\r\n354 go\r\n250-mx\r\n250 SIZE\r\n'
+seed reply_template_fuzz domain '\017mail.example $0550-5.7.1 a\r\n550 b\r\n521 x\r\n250 ok\r\n'
 
 # The targets run side by side (each for the full N seconds): CI pays N seconds, not 4N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
@@ -54,7 +58,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"

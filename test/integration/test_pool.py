@@ -17,7 +17,8 @@ import time
 
 from harness import IntegrationTest, main, wait_until
 
-POOL = {"downstream": {"pool": {"size": 1, "max_idle": 60}}}
+# rewrite.hide_banner off: these tests tell pooled connections apart by the MTA's greeting name.
+POOL = {"downstream": {"pool": {"size": 1, "max_idle": 60}}, "rewrite": {"hide_banner": False}}
 MESSAGE = b"Subject: pool\r\n\r\nthrough a pooled connection\r\n"
 
 
@@ -164,7 +165,9 @@ class PoolTest(IntegrationTest):
 class SpeculatedEhloTest(IntegrationTest):
     """downstream.pool.ehlo: each pooled connection says that EHLO ahead of the client."""
 
-    CONFIG = {"downstream": {"pool": {"size": 1, "max_idle": 60, "ehlo": "client.example"}}}
+    # rewrite.hide_banner off: the EHLO reply's name line tells which connection answered it.
+    CONFIG = {"downstream": {"pool": {"size": 1, "max_idle": 60, "ehlo": "client.example"}},
+              "rewrite": {"hide_banner": False}}
 
     def start(self, rules=()):
         fake = self.fake({"rules": list(rules)})

@@ -24,7 +24,9 @@ MESSAGE = b"Subject: reuse\r\n\r\nover a connection an earlier client used\r\n"
 
 
 def reuse(max_sessions=3, size=1, max_idle=60):
-    return {"downstream": {"pool": {"size": size, "max_idle": max_idle, "max_sessions": max_sessions}}}
+    # rewrite.hide_banner off: the tests tell connections apart by the MTA's greeting name.
+    return {"downstream": {"pool": {"size": size, "max_idle": max_idle, "max_sessions": max_sessions}},
+            "rewrite": {"hide_banner": False}}
 
 
 class PoolReuseTest(IntegrationTest):

@@ -9,7 +9,9 @@
 
 #include "lib/http/admin_server.h"
 
+using dotgate::http::AdminAnswer;
 using dotgate::http::AdminHandlers;
+using dotgate::http::AdminRoute;
 using dotgate::http::AdminServer;
 
 namespace {
@@ -90,12 +92,20 @@ struct Fixture {
   uv_loop_t loop{};
   bool ready = true;
   std::function<std::string()> metrics = [] { return std::string("dotgate_up 1\n"); };
+  bool flag = false;  // the owner's routes: GET /flag, POST /flag/on, POST /boom (throws)
   std::unique_ptr<AdminServer> server;
   int port = 0;
 
   Fixture() {
     REQUIRE(uv_loop_init(&loop) == 0);
-    server = std::make_unique<AdminServer>(&loop, AdminHandlers{[this] { return ready; }, [this] { return metrics(); }});
+    std::vector<AdminRoute> routes = {
+        {"GET", "/flag", [this] { return AdminAnswer{200, flag ? "on\n" : "off\n"}; }},
+        {"POST", "/flag/on", [this] { flag = true; return AdminAnswer{200, "on\n"}; }},
+        {"POST", "/flag", [] { return AdminAnswer{409, "no\n"}; }},
+        {"POST", "/boom", []() -> AdminAnswer { throw std::runtime_error("boom"); }},
+    };
+    server = std::make_unique<AdminServer>(
+        &loop, AdminHandlers{[this] { return ready; }, [this] { return metrics(); }, std::move(routes)});
     REQUIRE(server->listen({"127.0.0.1", 0}) == 0);
     port = server->port();
     REQUIRE(port > 0);
@@ -141,6 +151,29 @@ TEST_CASE("admin server: answers pipelined requests in order, then Connection: c
                      response("200 OK", kProm, "dotgate_up 1\n", "", true) +
                      response("200 OK", kProm, "dotgate_up 1\n", "Connection: close\r\n");
   CHECK(got == want);
+  f.finish();
+}
+
+TEST_CASE("admin server: the owner's routes: GET/HEAD, POST, 405 with Allow, 409, a throwing handler") {
+  Fixture f;
+  std::string got = f.exchange(
+      "GET /flag HTTP/1.1\r\n\r\n"
+      "GET /flag/on HTTP/1.1\r\n\r\n"  // a GET never changes anything
+      "POST /flag/on HTTP/1.1\r\nContent-Length: 3\r\n\r\nyes"
+      "HEAD /flag HTTP/1.1\r\n\r\n"
+      "POST /flag HTTP/1.1\r\n\r\n"
+      "DELETE /flag HTTP/1.1\r\n\r\n"
+      "POST /boom HTTP/1.1\r\n\r\n"
+      "GET /flag?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string want = response("200 OK", kText, "off\n") +
+                     response("405 Method Not Allowed", kText, "method not allowed\n", "Allow: POST\r\n") +
+                     response("200 OK", kText, "on\n") + response("200 OK", kText, "on\n", "", true) +
+                     response("409 Conflict", kText, "no\n") +
+                     response("405 Method Not Allowed", kText, "method not allowed\n", "Allow: GET, HEAD, POST\r\n") +
+                     response("500 Internal Server Error", kText, "internal error\n") +
+                     response("200 OK", kText, "on\n", "Connection: close\r\n");
+  CHECK(got == want);
+  CHECK(f.flag);
   f.finish();
 }
 
