@@ -17,6 +17,7 @@
 #include "lib/config/config.h"
 #include "lib/config/node.h"
 #include "lib/config/profiles_reader.h"
+#include "lib/config/tls_reader.h"
 
 #include <arpa/inet.h>
 
@@ -88,6 +89,7 @@ void read_listeners(Node& node, Config& config) {
     entry.expect_object();
     Endpoint e{"127.0.0.1", 0};  // a listener's address defaults to loopback: never open by accident
     read_endpoint(entry, e, /*port_required=*/true);
+    read_listener_tls(entry, e);
     entry.done();
     for (std::size_t j = 0; j < config.listeners.size(); ++j) {
       const auto& prev = config.listeners[j];
@@ -122,6 +124,7 @@ void read_downstream(Node& node, DownstreamConfig& d) {
     }
     n->done();
   }
+  read_downstream_tls(node, d);
   node.done();
 }
 
@@ -312,6 +315,8 @@ Config parse_config(const nlohmann::json& document) {
     read_profile_lookup(*n, config.profile_lookup);
   }
   if (auto n = root.member("policies")) read_policies(*n, config);
+  if (auto n = root.member("tls")) read_tls(*n, config.tls);
+  check_tls_references(config);
   root.done();
   return config;
 }
