@@ -12,8 +12,11 @@
 //   - on_connected(*this, 0) once the handshake is done, in both roles (also for a server stream,
 //     which a plain accepted stream never says; an owner may ignore it). Start::OnConnect: a
 //     failed TCP connect arrives as on_connected(status) unchanged;
-//   - on_data: plaintext. Everything decrypted from one inner read is delivered, even after
-//     stop_reading() (as a TcpConnection delivers its whole read); stop_reading stops the inner;
+//   - on_data: plaintext. A TLS stream reads from the start (a STARTTLS wrap goes on reading
+//     as the stream it wraps did; the owner calls stop_reading() to pause, and the pause takes
+//     effect once the handshake, which needs the peer's bytes, is done). Everything decrypted
+//     from one inner read is delivered, even after stop_reading() (as a TcpConnection delivers
+//     its whole read);
 //   - on_end: a TLS error is StreamEnd{kStreamProtocolError, "tls: <OpenSSL's words>"}, after the
 //     alert OpenSSL sent has been written; the peer's close_notify is a clean end (UV_EOF,
 //     "close_notify"); the inner's end passes through with its status (an EOF without
@@ -99,7 +102,7 @@ class TlsStream final : public Stream, private Stream::Events {
   Stream::Events* events_;
   tls::TlsEngine engine_;
   bool inner_ready_ = false;     // connected: reads and writes may go to it
-  bool owner_reading_ = false;
+  bool owner_reading_ = true;    // see the header: on unless the owner pauses
   bool ended_ = false;           // on_end delivered
   bool closing_ = false;         // close() or close_after_flush() called
   bool flush_after_handshake_ = false;  // close_after_flush() waits for the handshake (held writes)
