@@ -28,7 +28,8 @@ STAGES=" ${STAGES:-tests asan fuzz} "
 
 # haproxy is only for test/bench/relay.sh, which is not part of the tests.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
-          node-llhttp libgmime-3.0-dev postfix swaks python3 rspamd clang libclang-rt-14-dev)
+          node-llhttp libgmime-3.0-dev postfix swaks python3 rspamd clang libclang-rt-14-dev
+          libssl-dev openssl)
 
 PASSED=0
 FAILED=0

@@ -31,6 +31,15 @@ seed command_fuzz odd '\010\003mail from: <"q>x"@b> BODY=8BITMIME\nQUIT x\r\nNO\
 seed reply_fuzz ehlo '\005250-mx\r\n250-SIZE 100\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n'
 seed reply_fuzz mixed '\003220 hi\r\n354 go\n550 5.1.1 no\r\n25x\r\n'
 
+# tls_record_fuzz: mode (0 first flight, 1 mid-handshake, 2 after it, 3 client side, 4 plaintext),
+# piece size, then bytes.
+seed tls_record_fuzz hello '\000\000\026\003\001\000\005\001\000\000\001\003'
+seed tls_record_fuzz plain '\000\007EHLO client.example\r\n'
+seed tls_record_fuzz mid '\001\003\024\003\003\000\001\001\026\003\003\000\004\024\000\000\000'
+seed tls_record_fuzz record '\002\000\027\003\003\000\020abcdefghijklmnop'
+seed tls_record_fuzz server '\003\011\026\003\003\000\006\002\000\000\002\003\003'
+seed tls_record_fuzz data '\004\005MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'
+
 # The targets run side by side (each for the full N seconds): CI pays N seconds, not 3N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
   target=$1
@@ -45,7 +54,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz tls_record_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"
