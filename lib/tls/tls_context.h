@@ -10,14 +10,14 @@
 // Who calls it: proxy/ at start and on every SIGHUP (a fresh context from the files: a renewed
 // certificate takes effect for new sessions, a running session keeps the context it started
 // with through its std::shared_ptr); the unit tests and the bench.
-// Errors: TlsError, whose message starts with the config key it concerns ("tls.cert_file: cannot
-// load /etc/x.pem: error:..."), like a ConfigError, so a reload that fails keeps the old context.
+// Errors: TlsError, a config::ConfigError whose message starts with the config key it concerns
+// ("tls.cert_file: cannot load /etc/x.pem: error:..."): built where the Config is (start, SIGHUP,
+// --check-config), it is refused by the same catch, and a reload that fails keeps the old one.
 // Thread safety: an SSL_CTX is safe to share across worker threads once built; nothing here
 // changes it afterwards.
 #pragma once
 
 #include <memory>
-#include <stdexcept>
 #include <string>
 
 #include "lib/config/config.h"
@@ -26,9 +26,9 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace dotgate::tls {
 
-class TlsError : public std::runtime_error {
+class TlsError : public config::ConfigError {
  public:
-  using std::runtime_error::runtime_error;
+  using config::ConfigError::ConfigError;
 };
 
 class TlsContext {

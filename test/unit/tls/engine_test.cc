@@ -302,6 +302,9 @@ TEST_CASE("tls context: each refusal names the config key") {
   CHECK(error_of(with([](auto& c) { c.ciphersuites = "TLS_NO_SUCH"; })).rfind("tls.ciphersuites: not a valid TLS 1.3 ciphersuite list", 0) == 0);
   CHECK(error_of([&] { client_context(certs.dir + "/missing.pem"); }).rfind("downstream.tls.ca_file: cannot load", 0) == 0);
   CHECK(error_of(with([](auto&) {})) == "(no error)");
+  // A TlsError is a ConfigError: the catch that refuses a bad config (start, SIGHUP,
+  // --check-config) refuses a bad certificate too.
+  CHECK_THROWS_AS(with([](auto& c) { c.ciphers = "NONE"; })(), dotgate::config::ConfigError);
   // A role that does not match the context's kind is a programming error.
   CHECK_THROWS_AS(TlsEngine(server_context(), TlsEngine::Role::Client), std::logic_error);
 }
