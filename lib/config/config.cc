@@ -18,6 +18,7 @@
 #include "lib/config/node.h"
 #include "lib/config/profiles_reader.h"
 #include "lib/config/rewrite_reader.h"
+#include "lib/config/tls_reader.h"
 
 #include <arpa/inet.h>
 
@@ -89,6 +90,7 @@ void read_listeners(Node& node, Config& config) {
     entry.expect_object();
     Endpoint e{"127.0.0.1", 0};  // a listener's address defaults to loopback: never open by accident
     read_endpoint(entry, e, /*port_required=*/true);
+    read_listener_tls(entry, e);
     entry.done();
     for (std::size_t j = 0; j < config.listeners.size(); ++j) {
       const auto& prev = config.listeners[j];
@@ -124,6 +126,7 @@ void read_downstream(Node& node, DownstreamConfig& d) {
     }
     n->done();
   }
+  read_downstream_tls(node, d);
   node.done();
 }
 
@@ -336,6 +339,8 @@ Config parse_config(const nlohmann::json& document) {
   if (auto n = root.member("policies")) read_policies(*n, config);
   // After "smtp": the hide_banner built-in shows smtp.hostname.
   read_rewrite(root.member("rewrite"), config.smtp, config.rewrite);
+  if (auto n = root.member("tls")) read_tls(*n, config.tls);
+  check_tls_references(config);
   root.done();
   return config;
 }

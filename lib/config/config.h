@@ -30,9 +30,17 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// TLS on a listener: none, STARTTLS offered after EHLO (RFC 3207), or TLS from the first byte
+// (implicit, "port 465 style", RFC 8314).
+enum class ListenerTls { Off, StartTls, Implicit };
+
 struct Endpoint {
   std::string address;  // IPv4 or IPv6 literal ("127.0.0.1", "::1")
   int port = 0;
+  // Listeners only (downstream and admin leave them as they are): TLS on this listener, and
+  // whether MAIL needs TLS first (530 5.7.0, RFC 3207 4). Both need the top-level `tls`.
+  ListenerTls tls = ListenerTls::Off;
+  bool require_tls = false;
   std::string to_string() const;  // "127.0.0.1:25", "[::1]:25"
 };
 
@@ -42,6 +50,21 @@ Endpoint parse_endpoint(const std::string& text, const std::string& what);
 
 enum class VrfyMode { Reply252, Reply502 };
 enum class LogFormat { Text, Json };
+
+// STARTTLS towards the MTA: never; when it announces STARTTLS (else plain text); always (an MTA
+// without it, or a failed handshake, is a downstream failure).
+enum class DownstreamStartTls { Off, Opportunistic, Required };
+// What a certificate that fails verification (downstream.tls.ca_file, verify_name) does: the
+// downstream connection fails (tempfail), or TLS goes on unverified and the log says so (accept).
+enum class TlsVerifyFailure { Tempfail, Accept };
+
+// downstream.tls: how dotgate checks the MTA's certificate. No ca_file: no verification
+// (opportunistic encryption, RFC 7435), the facts still name what the MTA presented.
+struct DownstreamTlsConfig {
+  std::string ca_file;      // PEM bundle of trusted CAs; empty: no verification
+  std::string verify_name;  // expected host name in the MTA's certificate (and SNI); needs ca_file
+  TlsVerifyFailure on_error = TlsVerifyFailure::Tempfail;
+};
 
 struct DownstreamConfig {
   Endpoint endpoint{"127.0.0.1", 10026};
@@ -65,6 +88,21 @@ struct DownstreamConfig {
   // EHLO round trip per connection, and an MTA behind a Postfix before-queue filter gets the
   // client through XFORWARD instead.
   bool xclient = false;
+  DownstreamStartTls starttls = DownstreamStartTls::Off;
+  DownstreamTlsConfig tls;
+};
+
+enum class TlsVersion { Tls12, Tls13 };
+
+// `tls`: dotgate's own certificate for its listeners (STARTTLS and implicit TLS). The files are
+// read by lib/tls/tls_context.h (at start and on every SIGHUP), not here: this is the validated shape.
+struct TlsConfig {
+  bool enabled = false;      // the key is present (cert_file and key_file are then set)
+  std::string cert_file;     // PEM: the certificate, then its chain
+  std::string key_file;      // PEM: its private key
+  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 ciphersuites; empty: OpenSSL's default
+  TlsVersion min_version = TlsVersion::Tls12;
 };
 
 struct SmtpConfig {
@@ -99,6 +137,7 @@ struct Config {
   std::vector<Endpoint> listeners{{"127.0.0.1", 2525}};
   DownstreamConfig downstream;
   Endpoint admin{"127.0.0.1", 8025};
+  TlsConfig tls;
   bool admin_enabled = true;
   int workers = 0;  // 0: one per core
   // After each read a worker polls without sleeping for this long (net::BusyPoll); 0: off.

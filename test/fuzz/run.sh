@@ -44,7 +44,16 @@ seed reply_template_fuzz groups '\015<$1> $$ ${2}x\000550 5.1.1 no\000mx.example
 seed reply_template_fuzz replies '\002$0220-mx.example ESMTP\r\n220 Postfix\r\n550 no such user\r\n354 go\r\n250-mx\r\n250 SIZE\r\n'
 seed reply_template_fuzz domain '\017mail.example $0550-5.7.1 a\r\n550 b\r\n521 x\r\n250 ok\r\n'
 
-# The targets run side by side (each for the full N seconds): CI pays N seconds, not 4N.
+# tls_record_fuzz: mode (0 first flight, 1 mid-handshake, 2 after it, 3 client side, 4 plaintext),
+# piece size, then bytes.
+seed tls_record_fuzz hello '\000\000\026\003\001\000\005\001\000\000\001\003'
+seed tls_record_fuzz plain '\000\007EHLO client.example\r\n'
+seed tls_record_fuzz mid '\001\003\024\003\003\000\001\001\026\003\003\000\004\024\000\000\000'
+seed tls_record_fuzz record '\002\000\027\003\003\000\020abcdefghijklmnop'
+seed tls_record_fuzz server '\003\011\026\003\003\000\006\002\000\000\002\003\003'
+seed tls_record_fuzz data '\004\005MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'
+
+# The targets run side by side (each for the full N seconds): CI pays N seconds, not 7N.
 run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
   target=$1
   exe=$build/test/fuzz/$target
@@ -58,7 +67,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz tls_record_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"
