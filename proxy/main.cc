@@ -29,6 +29,7 @@
 #include "lib/config/config.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
+#include "lib/metrics/proxy_protocol_metrics.h"
 #include "lib/metrics/rewrite_metrics.h"
 #include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
@@ -269,6 +270,7 @@ int run(int argc, char** argv) {
   d->shared.metrics.add_renderer(&policy::render_policy_metrics);
   d->shared.metrics.add_renderer([dp = d.get()](std::string& out) { dp->render_process_metrics(out); });
   d->shared.metrics.add_renderer(&metrics::render_rewrite_metrics);
+  d->shared.metrics.add_renderer(&metrics::render_proxy_protocol_metrics);
   d->shared.metrics.add_renderer([dp = d.get()](std::string& out) {
     out += "# HELP dotgate_maintenance 1 while the maintenance flag is on (RCPT 5xx sent as 4xx).\n"
            "# TYPE dotgate_maintenance gauge\n"

@@ -45,6 +45,7 @@ Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
 
 const char* Session::state_name(State s) {
   switch (s) {
+    case State::ProxyHeader: return "proxy_header";
     case State::Greeting: return "greeting";
     case State::Command: return "command";
     case State::Data: return "data";
@@ -63,7 +64,8 @@ void Session::enter_state(State next) {
 
 // ---- start and refuse --------------------------------------------------------------------------
 
-void Session::start(uv_stream_t* server) {
+void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
+  listener_ = &listener;
   auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
   client_.reset(tcp);
   counters_.add(counters_.connections_open);
@@ -76,6 +78,14 @@ void Session::start(uv_stream_t* server) {
   client_->set_nodelay();
   peer_ = client_->peer_name();
   local_ = tcp->local_name();
+  if (listener.proxy_protocol) {
+    start_proxy_header();  // greet() once the header named the client
+    return;
+  }
+  greet();
+}
+
+void Session::greet() {
   link_.set_client(peer_);
   client_->start_reading();  // from now: anything before our greeting is an early talker
   arm_client_timer();
@@ -103,6 +113,10 @@ void Session::shut_down() {
 
 void Session::on_data(net::Stream&, std::string_view data) {
   if (state_ == State::Closing) return;
+  if (state_ == State::ProxyHeader) {
+    on_proxy_header_data(data);
+    return;
+  }
   if (state_ == State::Greeting) {
     // RFC 5321 4.3.1: the client waits for the greeting. One that talks first is a spam bot or a
     // desynchronised peer; nothing it said can be trusted to line up with our replies.
@@ -121,6 +135,10 @@ void Session::on_data(net::Stream&, std::string_view data) {
 
 void Session::on_end(net::Stream&, const net::StreamEnd& end) {
   if (state_ == State::Closing) return;
+  if (state_ == State::ProxyHeader) {
+    refuse_proxy_header(metrics::ProxyHeaderRefusal::Closed, end.clean() ? "eof" : end.detail);
+    return;
+  }
   {
     if (end.clean() && client_done_talking()) {
       // A half-close, not a disconnect: Exim sends QUIT right after the dot and shuts its side
@@ -457,12 +475,17 @@ void Session::close_if_client_finished() {
 void Session::arm_client_timer() {
   if (state_ == State::Closing) return;
   auto timeout = state_ == State::Data ? config_.smtp.data_timeout : config_.smtp.command_timeout;
+  if (state_ == State::ProxyHeader) timeout = config_.proxy_protocol_timeout;  // armed once, at accept
   client_timer_.arm(&Session::on_client_timer, static_cast<std::uint64_t>(timeout.count()));
 }
 
 void Session::on_client_timer(uv_timer_t* t) {
   auto* s = static_cast<Session*>(t->data);
   if (s->state_ == State::Closing) return;
+  if (s->state_ == State::ProxyHeader) {
+    s->refuse_proxy_header(metrics::ProxyHeaderRefusal::Timeout, "no complete header in time");
+    return;
+  }
   // Not the client's fault when it is waiting for us (a reply, a verdict): the downstream timer
   // and the verdict deadline bound those waits.
   bool waiting_for_us = s->state_ == State::Verdict || s->state_ == State::DotSent || s->state_ == State::Greeting ||

@@ -13,6 +13,10 @@
 // whose callback tells the host and frees the session: nothing is counted by hand.
 //
 // The flow (DESIGN.md, OpenSMTPD's check -> filter -> proceed):
+//   ProxyHeader (proxy_protocol listeners only, session_proxy_header.cc): a peer outside the
+//             listener's trusted networks is closed at once; the others must send a whole PROXY
+//             header within proxy_protocol_timeout, which names the client (peer_, local_) before
+//             anything else happens. A bad header closes the connection with nothing sent or relayed.
 //   Greeting: connect downstream, relay its (normalised) greeting; client bytes now are an early talker.
 //   Command:  each client line is checked (syntax, limits; local replies), filtered (policy hooks
 //             for MAIL/RCPT), then proceeded (relayed downstream). An RCPT first gets its profile
@@ -50,6 +54,8 @@
 #include "lib/smtp/data_stream.h"
 #include "lib/smtp/ehlo.h"
 #include "lib/lookup/profile_answer.h"
+#include "lib/metrics/proxy_protocol_metrics.h"
+#include "lib/proxyproto/proxy_header.h"
 #include "lib/smtp/reply.h"
 #include "lib/spool/spool.h"
 #include "policies/chain.h"
@@ -87,8 +93,10 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Accepts from `server` and starts (connects downstream). On accept failure the session closes.
-  void start(uv_stream_t* server);
+  // Accepts from `server` and starts (connects downstream; on a proxy_protocol listener, reads the
+  // PROXY header first). On accept failure the session closes. `listener`: the listener that
+  // accepted, as it was opened at start; it outlives the session (the worker owns it).
+  void start(uv_stream_t* server, const config::Endpoint& listener);
   // Accepts, sends `reply` and closes: for connections over the limit or while draining.
   void refuse(uv_stream_t* server, const ReplySpec& reply);
   // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
@@ -114,7 +122,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   static constexpr std::size_t kMaxClientBuffer = 64 * 1024;
   // Downstream write queue above which the client is not read (a slow MTA slows the client).
   static constexpr std::size_t kMaxDownstreamQueue = 256 * 1024;
-  enum class State { Greeting, Command, Data, Verdict, DotSent, Closing };
+  enum class State { ProxyHeader, Greeting, Command, Data, Verdict, DotSent, Closing };
 
   // One slot per command, in the order received; a reply leaves when it and all before it are known.
   struct PendingReply {
@@ -247,6 +255,12 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   void abort_downstream();
   void downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail);
 
+  // the PROXY protocol header (session_proxy_header.cc)
+  void start_proxy_header();  // trusted peer: wait for the header; anyone else: closed
+  void on_proxy_header_data(std::string_view data);
+  void refuse_proxy_header(metrics::ProxyHeaderRefusal why, std::string_view detail);
+  void greet();  // the session proper begins: the downstream's greeting is awaited
+
   // timers
   void arm_client_timer();
   static void on_client_timer(uv_timer_t* t);
@@ -315,6 +329,11 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
 
   std::string peer_;   // the client's address, "192.0.2.1:4321" / "[2001:db8::1]:4321"
   std::string local_;  // the address it connected to
+  const config::Endpoint* listener_ = nullptr;  // the listener that accepted (start())
+  // proxy_protocol listeners: the parser while the header is read (freed once it is complete),
+  // then the balancer's own address (the TCP peer) for the logs; peer_ is the client it named.
+  std::unique_ptr<proxyproto::ProxyHeaderParser> proxy_header_;
+  std::string proxied_by_;
   std::string helo_name_;
   smtp::Verb helo_verb_ = smtp::Verb::Unknown;
   Transaction tx_;

@@ -234,6 +234,7 @@ void Session::write_transaction_log(const TransactionRecord& record) const {
     policies += "\"name\":\"*\",\"outcome\":\"deadline\"}";
   }
   policies += ']';
+  if (!proxied_by_.empty()) line.str("proxy", proxied_by_);  // the balancer that named `client`
   line.str("queue_id", record.queue_id);
   std::string& rcpts = line.json("rcpts");
   rcpts += '[';

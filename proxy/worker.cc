@@ -23,8 +23,12 @@ Worker::~Worker() {
 }
 
 int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::string& error) {
-  for (const auto& ep : endpoints) {
-    auto l = std::make_unique<net::Listener>(&loop_, [this](uv_stream_t* server) { on_connection(server); });
+  listener_settings_ = endpoints;  // before any accept: the callbacks index into it
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    const auto& ep = endpoints[i];
+    auto l = std::make_unique<net::Listener>(&loop_, [this, i](uv_stream_t* server) {
+      on_connection(server, listener_settings_[i]);
+    });
     int rc = l->open(ep, error);
     ++listeners_open_;  // the handle is initialised either way and must be closed
     listeners_.push_back(std::move(l));
@@ -87,7 +91,7 @@ void Worker::close_listeners() {
   }
 }
 
-void Worker::on_connection(uv_stream_t* server) {
+void Worker::on_connection(uv_stream_t* server, const config::Endpoint& listener) {
   auto runtime = shared_.runtime();
   auto* session = new Session(*this, runtime);
   sessions_.insert(session);
@@ -100,7 +104,7 @@ void Worker::on_connection(uv_stream_t* server) {
   } else {
     pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
     busy_poll_->set_budget(runtime->config.busy_poll_us);
-    session->start(server);
+    session->start(server, listener);
   }
 }
 

@@ -17,6 +17,7 @@
 #include "lib/config/config.h"
 #include "lib/config/node.h"
 #include "lib/config/profiles_reader.h"
+#include "lib/config/proxy_protocol_reader.h"
 #include "lib/config/rewrite_reader.h"
 #include "lib/config/tls_reader.h"
 
@@ -91,6 +92,7 @@ void read_listeners(Node& node, Config& config) {
     Endpoint e{"127.0.0.1", 0};  // a listener's address defaults to loopback: never open by accident
     read_endpoint(entry, e, /*port_required=*/true);
     read_listener_tls(entry, e);
+    read_listener_proxy_protocol(entry, e);
     entry.done();
     for (std::size_t j = 0; j < config.listeners.size(); ++j) {
       const auto& prev = config.listeners[j];
@@ -341,6 +343,7 @@ Config parse_config(const nlohmann::json& document) {
   read_rewrite(root.member("rewrite"), config.smtp, config.rewrite);
   if (auto n = root.member("tls")) read_tls(*n, config.tls);
   check_tls_references(config);
+  read_proxy_protocol(root, config);  // after "listeners": they inherit its proxy_protocol_from
   root.done();
   return config;
 }

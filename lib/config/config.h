@@ -21,6 +21,7 @@
 #include "lib/config/profiles.h"
 #include "lib/config/store_config.h"
 #include "lib/config/rewrite.h"
+#include "lib/config/trusted_networks.h"
 #include "lib/smtp/data_stream.h"
 
 namespace dotgate::config {
@@ -41,6 +42,13 @@ struct Endpoint {
   // whether MAIL needs TLS first (530 5.7.0, RFC 3207 4). Both need the top-level `tls`.
   ListenerTls tls = ListenerTls::Off;
   bool require_tls = false;
+  // Listeners only: every connection starts with a PROXY protocol header (v1 or v2, haproxy's
+  // proxy-protocol.txt), accepted only from a peer in proxy_protocol_from; anyone else, or a bad
+  // header, is closed with nothing relayed. The list is the listener's own, or the top-level
+  // proxy_protocol_from when it names none (resolved when the config is read: never empty here
+  // when proxy_protocol is true).
+  bool proxy_protocol = false;
+  TrustedNetworks proxy_protocol_from{};
   std::string to_string() const;  // "127.0.0.1:25", "[::1]:25"
 };
 
@@ -150,6 +158,11 @@ struct Config {
   // Read at start only, like the listeners.
   std::string user;
   std::string group;
+  // The default trusted list of proxy_protocol listeners (each may name its own), and how long a
+  // connection may take to send its whole PROXY header: the spec asks for at least 3 s (a lost
+  // SYN-ACK's retransmit); past it the connection closes, nothing relayed.
+  TrustedNetworks proxy_protocol_from;
+  std::chrono::milliseconds proxy_protocol_timeout{5'000};
   SmtpConfig smtp;
   SpoolConfig spool;
   QuarantineConfig quarantine;

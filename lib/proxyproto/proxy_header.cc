@@ -93,11 +93,12 @@ void ProxyHeaderParser::reset() {
   ended_ = false;
 }
 
-Result ProxyHeaderParser::fail(std::string_view reason) {
+Result ProxyHeaderParser::fail(std::string_view reason, bool too_long) {
   ended_ = true;
   sticky_ = Result{};
   sticky_.kind = Result::Kind::Error;
   sticky_.error = reason;
+  sticky_.too_long = too_long;
   buffer_.clear();
   return sticky_;
 }
@@ -131,7 +132,7 @@ Result ProxyHeaderParser::feed(std::string_view chunk) {
         return r;
       }
       used += take;
-      if (buffer_.size() >= kMaxV1Line) return fail("v1 line without CRLF in its first 107 bytes");
+      if (buffer_.size() >= kMaxV1Line) return fail("v1 line without CRLF in its first 107 bytes", true);
       continue;
     }
 
@@ -150,7 +151,7 @@ Result ProxyHeaderParser::feed(std::string_view chunk) {
       if (buffer_.size() > 13 && ((byte_at(buffer_, 13) >> 4) > 3 || (byte_at(buffer_, 13) & 0x0F) > 2))
         return fail("v2 family or protocol unassigned");
       if (buffer_.size() == kV2FixedPart && be16(buffer_, 14) > kMaxV2Payload)
-        return fail("v2 header longer than 2048 bytes");
+        return fail("v2 header longer than 2048 bytes", true);
     }
     if (buffer_.size() >= kV2FixedPart && buffer_.size() == kV2FixedPart + be16(buffer_, 14)) {
       Result r = finish_v2();

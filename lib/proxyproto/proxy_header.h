@@ -74,6 +74,10 @@ struct Result {
   std::size_t consumed = 0;
   Header header;             // Done only
   std::string_view error;    // Error only: a static reason for the log ("bad v1 source port")
+  // Error only: the header ran past a size cap (kMaxV1Line, kMaxV2Payload) rather than breaking
+  // the syntax; the session counts the two apart (an oversized header is a probe or a
+  // misconfigured balancer sending large TLVs, a malformed one a stranger or a bug).
+  bool too_long = false;
 };
 
 class ProxyHeaderParser {
@@ -84,7 +88,7 @@ class ProxyHeaderParser {
  private:
   Result finish_v1();
   Result finish_v2();
-  Result fail(std::string_view reason);
+  Result fail(std::string_view reason, bool too_long = false);
 
   std::string buffer_;  // the header so far, never over kMaxHeader bytes
   Result sticky_;       // Done or Error once reached

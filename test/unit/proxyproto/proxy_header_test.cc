@@ -214,3 +214,25 @@ TEST_CASE("PROXY header: the parser buffers at most one header, and reset() star
   CHECK(parser.feed("").kind == Result::Kind::NeedMore);
   CHECK(parser.feed("").consumed == 0);
 }
+
+TEST_CASE("PROXY header: too_long marks the size caps, and only them") {
+  struct Case {
+    std::string name, input;
+    bool too_long;
+  };
+  const std::vector<Case> cases = {
+      {"v1 past 107 bytes", "PROXY UNKNOWN " + std::string(94, 'a') + "\r\n", true},
+      {"v2 announcing more than 2048", v2(0x21, 0x11, std::string(kMaxV2Payload + 1, '\0')), true},
+      {"v1 bad port", "PROXY TCP4 192.0.2.1 198.51.100.2 05678 25\r\n", false},
+      {"not a header", "EHLO x\r\n", false},
+      {"v2 bad version", v2(0x31, 0x11, kV4Block), false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    ProxyHeaderParser parser;
+    Result r = parser.feed(c.input);
+    REQUIRE(r.kind == Result::Kind::Error);
+    CHECK(r.too_long == c.too_long);
+    CHECK(parser.feed("x").too_long == c.too_long);  // the error sticks whole
+  }
+}
