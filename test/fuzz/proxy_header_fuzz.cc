@@ -3,7 +3,8 @@
 // Aborts when the outcome differs between the input fed whole, at one split point and byte by
 // byte; when a result consumes more than its chunk; when a header is longer than kMaxHeader or
 // than the bytes it was given; when a v1 header does not end in CRLF or a v2 one does not start
-// with the signature; or when an address it reports does not print.
+// with the signature; when an address it reports does not print; or when too_long is set on a
+// result that is no error (and it is part of the outcome compared across splits).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -30,7 +31,8 @@ std::string run(std::string_view in, const std::vector<std::size_t>& cuts) {
     start = end;
     Result r = parser.feed(chunk);
     if (r.consumed > chunk.size()) std::abort();
-    if (r.kind == Result::Kind::Error) return "E" + std::string(r.error);
+    if (r.kind != Result::Kind::Error && r.too_long) std::abort();  // the flag belongs to errors only
+    if (r.kind == Result::Kind::Error) return std::string(r.too_long ? "L" : "E") + std::string(r.error);
     if (r.kind == Result::Kind::Done) {
       const auto& h = r.header;
       std::size_t total = fed + r.consumed;
