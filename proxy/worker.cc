@@ -24,7 +24,11 @@ Worker::~Worker() {
 
 int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::string& error) {
   for (const auto& ep : endpoints) {
-    auto l = std::make_unique<net::Listener>(&loop_, [this](uv_stream_t* server) { on_connection(server); });
+    endpoints_.push_back(ep);  // listeners are read at start only: what each one is stays here
+    std::size_t index = endpoints_.size() - 1;
+    auto l = std::make_unique<net::Listener>(&loop_, [this, index](uv_stream_t* server) {
+      on_connection(server, endpoints_[index]);
+    });
     int rc = l->open(ep, error);
     ++listeners_open_;  // the handle is initialised either way and must be closed
     listeners_.push_back(std::move(l));
@@ -87,7 +91,7 @@ void Worker::close_listeners() {
   }
 }
 
-void Worker::on_connection(uv_stream_t* server) {
+void Worker::on_connection(uv_stream_t* server, const config::Endpoint& listener) {
   auto runtime = shared_.runtime();
   auto* session = new Session(*this, runtime);
   sessions_.insert(session);
@@ -100,7 +104,7 @@ void Worker::on_connection(uv_stream_t* server) {
   } else {
     pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
     busy_poll_->set_budget(runtime->config.busy_poll_us);
-    session->start(server);
+    session->start(server, listener);
   }
 }
 

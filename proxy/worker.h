@@ -56,7 +56,7 @@ class Worker final : public SessionHost {
   void session_closed(Session* session) override;
 
  private:
-  void on_connection(uv_stream_t* server);
+  void on_connection(uv_stream_t* server, const config::Endpoint& listener);
   static void on_async(uv_async_t* async);
   void close_listeners();
   void maybe_finish();
@@ -72,6 +72,7 @@ class Worker final : public SessionHost {
   bool async_closed_ = false;
   std::size_t listeners_open_ = 0;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::vector<config::Endpoint> endpoints_;  // what each listener is (its TLS mode), by index
   net::ReadBuffer read_buffer_;
   net::TcpConnector connector_{&loop_, &read_buffer_};  // the downstream connections of this loop
   std::unique_ptr<net::BusyPoll> busy_poll_;  // polls after reads for worker.busy_poll µs
