@@ -38,7 +38,8 @@ LISTEN=127.0.0.1:2525
 SINK=127.0.0.1:2526
 ADMIN=127.0.0.1:8025
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
-          node-llhttp libgmime-3.0-dev libsystemd-dev libpcre2-dev postfix swaks python3)
+          node-llhttp libgmime-3.0-dev libsystemd-dev libpcre2-dev liblmdb-dev libhiredis-dev libssl-dev
+          postfix swaks python3)
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }

@@ -3,6 +3,7 @@
 #include "proxy/downstream_link.h"
 
 #include "lib/log/log.h"
+#include "lib/net/tls_stream.h"
 
 namespace dotgate::proxy {
 
@@ -66,7 +67,8 @@ bool DownstreamLink::adopt_pooled(DownstreamPool& pool, const smtp::Handshake::P
   }
   if (!plan.hello.empty() && out.ready) {
     conn_.speculated_used = true;  // the replay this connection needs is the EHLO it said already
-  } else if (!held_hello.empty() && !plan.xclient) {  // XCLIENT starts the MTA over: nothing held
+  } else if (!held_hello.empty() && !plan.xclient && plan.starttls == smtp::Handshake::Plan::Tls::Off) {
+    // (XCLIENT and STARTTLS start the MTA over: nothing it said before holds)
     conn_.speculated_hello = std::move(held_hello);
     conn_.speculated_reply = conn_.handshake.hello_reply();
   }
@@ -82,6 +84,15 @@ bool DownstreamLink::handshake_output(smtp::Handshake::Output out) {
     if (generation != generation_ || !stream_) return false;  // the owner reset or closed it
   }
   if (!out.send.empty()) write(out.send);
+  if (out.start_tls) {
+    // The MTA said 220 to STARTTLS: what follows is TLS. Anything it sent after the 220 in the
+    // clear is dropped (as a client must, RFC 3207 4.2): a reply read later comes through TLS.
+    conn_.parser.reset();
+    ++generation_;
+    stream_ = net::TlsStream::wrap(std::move(stream_), runtime_->downstream_tls, net::TlsStream::Role::Client, this);
+    if (stream_) arm_timer();
+    return false;  // the replies of the old read are not this connection's any more
+  }
   if (out.failed) {
     failed(metrics::DownstreamError::Protocol, replies::kDownstreamUnavailable, *out.failed);
     return false;
@@ -256,6 +267,18 @@ void DownstreamLink::failed(metrics::DownstreamError why, const ReplySpec& spec,
 
 void DownstreamLink::on_connected(net::Stream& s, int status) {
   if (&s != stream_.get()) return;
+  if (conn_.phase == Phase::Handshake) {
+    // The TLS stream over the connection (after STARTTLS): its handshake is done.
+    if (status != 0) {
+      failed(metrics::DownstreamError::Protocol, replies::kDownstreamUnavailable, "TLS handshake failed");
+      return;
+    }
+    if (log::enabled(spdlog::level::debug))
+      if (const auto* tls = net::TlsStream::of(s))
+        log::debug("downstream TLS established", {{"client", context_.client}, {"tls", tls->facts().received_clause()}});
+    handshake_output(conn_.handshake.tls_established());
+    return;
+  }
   if (status != 0) {
     context_.reachable.store(false, std::memory_order_relaxed);
     failed(metrics::DownstreamError::Connect, replies::kDownstreamUnavailable, uv_strerror(status));
@@ -317,7 +340,11 @@ void DownstreamLink::on_end(net::Stream& s, const net::StreamEnd& end) {
     return;
   }
   if (conn_.phase != Phase::Ready) {
-    failed(metrics::DownstreamError::Closed, replies::kDownstreamLost, end.detail);
+    // A TLS error (a certificate that fails downstream.tls, a broken handshake) is the MTA's
+    // protocol failing, not a lost connection.
+    bool tls = end.status == net::kStreamProtocolError;
+    failed(tls ? metrics::DownstreamError::Protocol : metrics::DownstreamError::Closed,
+           tls ? replies::kDownstreamUnavailable : replies::kDownstreamLost, end.detail);
     return;
   }
   timer_.stop();

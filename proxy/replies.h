@@ -30,6 +30,14 @@ inline constexpr ReplySpec kShuttingDown{421, "4.3.2", "%h Service shutting down
 inline constexpr ReplySpec kQuitLocal{221, "2.0.0", "%h Bye"};
 // commands
 inline constexpr ReplySpec kLineTooLong{500, "5.5.2", "Line too long"};
+// STARTTLS (RFC 3207)
+inline constexpr ReplySpec kTlsReady{220, "2.0.0", "Ready to start TLS"};
+inline constexpr ReplySpec kTlsRequired{530, "5.7.0", "Must issue a STARTTLS command first"};
+inline constexpr ReplySpec kTlsAlreadyActive{503, "5.5.1", "TLS already active"};
+inline constexpr ReplySpec kTlsNotOffered{502, "5.5.1", "STARTTLS not offered"};
+inline constexpr ReplySpec kTlsInTransaction{503, "5.5.1", "STARTTLS not allowed inside a mail transaction"};
+// RFC 3207 4.2: after TLS starts, the client's earlier EHLO is forgotten; it must say it again.
+inline constexpr ReplySpec kHelloAfterTls{503, "5.5.1", "Send EHLO first (after STARTTLS)"};
 inline constexpr ReplySpec kSyntaxError{501, "5.5.4", "Syntax error in parameters or arguments"};
 inline constexpr ReplySpec kVrfy252{252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"};
 inline constexpr ReplySpec kVrfyDisabled{502, "5.5.1", "VRFY command is disabled"};

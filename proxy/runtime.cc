@@ -9,6 +9,9 @@ std::shared_ptr<const Runtime> Runtime::build(config::Config config, const std::
   auto rt = std::make_shared<Runtime>();
   rt->policies = policy::PolicySet::build(config);
   rt->replies = ReplyRewriter(config.rewrite.rules, maintenance);
+  if (config.tls.enabled) rt->server_tls = tls::TlsContext::server(config.tls);  // throws TlsError
+  if (config.downstream.starttls != config::DownstreamStartTls::Off)
+    rt->downstream_tls = tls::TlsContext::client(config.downstream.tls);
   if (net::make_sockaddr(config.downstream.endpoint.address, config.downstream.endpoint.port,
                          &rt->downstream_address) != 0)
     throw config::ConfigError("downstream.address: not an IP address");

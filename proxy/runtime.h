@@ -15,6 +15,7 @@
 
 #include "lib/config/config.h"
 #include "lib/metrics/metrics.h"
+#include "lib/tls/tls_context.h"
 #include "policies/registry.h"
 #include "proxy/reply_rewriter.h"
 
@@ -24,6 +25,11 @@ struct Runtime {
   config::Config config;
   std::shared_ptr<const policy::PolicySet> policies;
   sockaddr_storage downstream_address{};
+  // dotgate's certificate for its TLS listeners (config `tls`), read at start and on every SIGHUP:
+  // a session keeps the one it started with. Null when `tls` is not configured.
+  std::shared_ptr<const tls::TlsContext> server_tls;
+  // towards the MTA (downstream.starttls, downstream.tls); null when downstream.starttls is off.
+  std::shared_ptr<const tls::TlsContext> downstream_tls;
   ReplyRewriter replies;  // config.rewrite's rules; every downstream reply passes it
 
   // Throws config::ConfigError. `maintenance`: Shared::maintenance, which the rewriter reads for

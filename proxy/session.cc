@@ -5,6 +5,8 @@
 #include "proxy/session.h"
 #include "proxy/quarantine_writer.h"
 
+#include "lib/net/tls_stream.h"
+
 #include <cctype>
 
 #include "lib/log/log.h"
@@ -66,6 +68,8 @@ void Session::enter_state(State next) {
 
 void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
   listener_ = &listener;
+  listener_tls_ = listener.tls;
+  require_tls_ = listener.require_tls;
   auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
   client_.reset(tcp);
   counters_.add(counters_.connections_open);
@@ -85,10 +89,35 @@ void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
   greet();
 }
 
-void Session::greet() {
+void Session::greet(std::string_view already_read) {
   link_.set_client(peer_);
+  if (listener_tls_ == config::ListenerTls::Implicit) {
+    if (!runtime_->server_tls) {  // cannot happen: the config check requires `tls` for it
+      close_all();
+      return;
+    }
+    // Port 465 style: TLS from the first byte. The greeting written before the handshake is done
+    // is held by the TLS stream; the command timer bounds a client that never finishes it.
+    client_ = net::TlsStream::wrap(std::move(client_), runtime_->server_tls, net::TlsStream::Role::Server, this);
+    tls_started_ = true;
+    if (!client_) {
+      close_all();
+      return;
+    }
+  }
   client_->start_reading();  // from now: anything before our greeting is an early talker
   arm_client_timer();
+  if (!already_read.empty()) {
+    // Read along with a PROXY header (session_proxy_header.cc): on an implicit TLS listener the
+    // client's first TLS flight (a balancer often sends its header and the ClientHello in one
+    // segment); otherwise the client talking before our greeting, refused at once (on_data) and
+    // before any downstream connection.
+    if (tls_started_)
+      static_cast<net::TlsStream*>(client_.get())->receive_early(already_read);
+    else
+      on_data(*client_, already_read);
+    if (state_ == State::Closing) return;
+  }
   connect_downstream(false);
 }
 
@@ -197,6 +226,11 @@ void Session::pump() {
         continue;
       }
       ParkedCommand& p = *parked_;
+      if (p.command.verb == smtp::Verb::Starttls) {
+        if (!pending_.empty()) break;  // RFC 2920: it ends a group; the replies before it go first
+        start_tls();
+        continue;
+      }
       if (p.command.verb == smtp::Verb::Rcpt && !p.profiled) {
         resolve_recipient(p);
         continue;  // decided at once, answered (parked_ gone), or lookup_running_ stops the loop
@@ -290,6 +324,14 @@ bool Session::check(const smtp::Command& cmd) {
   }
   switch (cmd.verb) {
     case Verb::Mail:
+      if (require_tls_ && !tls_started_) {
+        local_error(make_reply(replies::kTlsRequired));  // RFC 3207 4
+        return false;
+      }
+      if (hello_after_tls_) {
+        local_error(make_reply(replies::kHelloAfterTls));
+        return false;
+      }
       if (host_.shared().draining.load(std::memory_order_relaxed)) {
         fail_session(replies::kShuttingDown, "draining");
         return false;
@@ -321,7 +363,8 @@ bool Session::check(const smtp::Command& cmd) {
       if (config_.smtp.auth_passthrough) return true;
       local_error(make_reply(replies::kNotImplemented));
       return false;
-    case Verb::Starttls:  // not offered until dotgate terminates TLS
+    case Verb::Starttls:
+      return check_starttls();
     case Verb::Bdat:      // CHUNKING not offered: BDAT would bypass the dot we hold
     case Verb::Xclient:   // a client must never set its identity for the MTA
     case Verb::Xforward:
@@ -391,6 +434,7 @@ void Session::proceed(smtp::Command cmd) {
   switch (cmd.verb) {
     case Verb::Ehlo:
     case Verb::Helo:
+      hello_after_tls_ = false;
       helo_name_ = cmd.argument;
       helo_verb_ = cmd.verb;
       barrier_ = true;  // the reply decides what may follow (PIPELINING)
@@ -520,7 +564,10 @@ void Session::close_all() {
   client_timer_.stop();
   uv_timer_stop(&verdict_timer_);
   link_.shut_down();  // never a dot: the downstream queues nothing
-  net::drop(client_.release(), /*flush=*/true);  // the last reply still reaches the client
+  // The last reply still reaches the client; but a TLS stream whose handshake never finished
+  // would hold it for a handshake that is not coming: that one closes now.
+  const net::TlsStream* tls = client_ ? net::TlsStream::of(*client_) : nullptr;
+  net::drop(client_.release(), /*flush=*/!tls || tls->handshake_done());
   close_group_.close([this] {
     if (keeping_) keeping_->detach();  // the copy is finished without us
     if (counted_open_) counters_.sub(counters_.connections_open);

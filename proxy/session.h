@@ -95,7 +95,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
 
   // Accepts from `server` and starts (connects downstream; on a proxy_protocol listener, reads the
   // PROXY header first). On accept failure the session closes. `listener`: the listener that
-  // accepted, as it was opened at start; it outlives the session (the worker owns it).
+  // accepted (its TLS mode, its PROXY protocol settings), as opened at start; the worker keeps it
+  // for longer than any session lives.
   void start(uv_stream_t* server, const config::Endpoint& listener);
   // Accepts, sends `reply` and closes: for connections over the limit or while draining.
   void refuse(uv_stream_t* server, const ReplySpec& reply);
@@ -103,6 +104,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   void shut_down();
 
   // net::Stream::Events: the client's stream
+  void on_connected(net::Stream& c, int status) override;  // TLS: the handshake is done
   void on_data(net::Stream& c, std::string_view data) override;
   void on_end(net::Stream& c, const net::StreamEnd& end) override;
   void on_drained(net::Stream& c) override;
@@ -255,11 +257,19 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   void abort_downstream();
   void downstream_failed(metrics::DownstreamError why, const ReplySpec& spec, const std::string& detail);
 
+  // TLS with the client (session_tls.cc)
+  bool check_starttls();  // false: answered locally (the parser refused arguments already)
+  void start_tls();  // the parked STARTTLS, once every earlier reply is out
+  bool tls_active() const;
+  std::string tls_summary() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS
+
   // the PROXY protocol header (session_proxy_header.cc)
   void start_proxy_header();  // trusted peer: wait for the header; anyone else: closed
   void on_proxy_header_data(std::string_view data);
   void refuse_proxy_header(metrics::ProxyHeaderRefusal why, std::string_view detail);
-  void greet();  // the session proper begins: the downstream's greeting is awaited
+  // The session proper begins: TLS on an implicit TLS listener, the downstream's greeting awaited.
+  // `already_read`: client bytes read with the PROXY header, handled as just received.
+  void greet(std::string_view already_read = {});
 
   // timers
   void arm_client_timer();
@@ -276,6 +286,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
     bool deadline_passed = false;
     std::uint64_t size = 0, duration_ms = 0;
     const char* outcome = "";
+    std::string tls;  // "TLSv1.3 TLS_AES_256_GCM_SHA384" with the client; "" without TLS
   };
   // log_later: the transaction's log line waits in deferred_log_ until emit_deferred_log(), so
   // the client's reply to its dot is written first (the log line is not on its critical path).
@@ -326,6 +337,10 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool client_ended_ = false;  // EOF from a client that waits for its last replies
   bool deadline_passed_ = false;  // this transaction's verdict came from the deadline
   bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
+  config::ListenerTls listener_tls_ = config::ListenerTls::Off;
+  bool require_tls_ = false;    // the listener's require_tls: 530 to MAIL before STARTTLS
+  bool tls_started_ = false;    // STARTTLS answered 220 (or an implicit TLS listener)
+  bool hello_after_tls_ = false;  // RFC 3207 4.2: after STARTTLS, what the client said before is forgotten
 
   std::string peer_;   // the client's address, "192.0.2.1:4321" / "[2001:db8::1]:4321"
   std::string local_;  // the address it connected to

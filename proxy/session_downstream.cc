@@ -19,10 +19,14 @@ void Session::connect_downstream(bool replay) {
   // the next transaction (or its replay), and their greeting must be a 2xx.
   plan.relay_greeting = state_ == State::Greeting;
   if (replay) plan.hello = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_;
-  if (config_.downstream.xclient) {
-    plan.xclient = client_identity();
-    plan.own_hello = "EHLO " + config_.smtp.hostname;
+  using Tls = smtp::Handshake::Plan::Tls;
+  switch (config_.downstream.starttls) {
+    case config::DownstreamStartTls::Off: plan.starttls = Tls::Off; break;
+    case config::DownstreamStartTls::Opportunistic: plan.starttls = Tls::Opportunistic; break;
+    case config::DownstreamStartTls::Required: plan.starttls = Tls::Required; break;
   }
+  if (config_.downstream.xclient) plan.xclient = client_identity();
+  if (plan.xclient || plan.starttls != Tls::Off) plan.own_hello = "EHLO " + config_.smtp.hostname;
   link_.open(std::move(plan));
 }
 
@@ -231,6 +235,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
         offer.max_message_size = config_.smtp.max_message_size;
         offer.auth_passthrough = config_.smtp.auth_passthrough;
         offer.prdr = true;  // dotgate answers per recipient itself, whatever the MTA can do
+        offer.starttls = listener_tls_ == config::ListenerTls::StartTls && !tls_started_ && runtime_->server_tls;
         slot.reply = runtime_->replies.rewrite_ehlo(reply, offer);
         return;
       }

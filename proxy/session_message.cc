@@ -246,6 +246,7 @@ void Session::write_transaction_log(const TransactionRecord& record) const {
   }
   rcpts += ']';
   line.str("reply", record.reply).num("size", record.size);
+  if (!record.tls.empty()) line.str("tls", record.tls);
   log::write(spdlog::level::info, line);
 }
 
@@ -282,6 +283,7 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   record.from = std::move(tx_.mail_from);
   record.size = data_stream_.message_size();
   record.outcome = kNames[o];
+  record.tls = tls_summary();
   record.duration_ms = tx_.started_ms ? uv_now(host_.loop()) - tx_.started_ms : 0;
   if (log_later)
     deferred_log_ = std::move(record);

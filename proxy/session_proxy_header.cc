@@ -15,8 +15,10 @@
 //     spec forbids guessing, and relaying its bytes as SMTP would hand them to the MTA;
 //   - the whole header must arrive within proxy_protocol_timeout from the accept (not from the
 //     last byte: a trickle of one byte every few seconds would otherwise hold the slot for hours).
-// Bytes that follow the header in the same read are the client's, sent before any greeting: an
-// early talker, refused as on a plain listener (554) without a downstream connection.
+// Bytes that follow the header in the same read are the client's: on a plain or STARTTLS listener
+// sent before any greeting, an early talker refused as anywhere (554) without a downstream
+// connection; on an implicit TLS listener its ClientHello, for the TLS layer that greet() puts on
+// the stream after the header (the header precedes TLS, as balancers send it).
 #include "lib/log/log.h"
 #include "lib/proxyproto/proxy_addresses.h"
 #include "proxy/session.h"
@@ -54,17 +56,12 @@ void Session::on_proxy_header_data(std::string_view data) {
                              {"version", version},
                              {"command", h.command == proxyproto::Command::Local ? "LOCAL" : "PROXY"},
                              {"addresses", h.use_connection_addresses() ? "connection" : "header"}});
-  std::string_view rest = data.substr(r.consumed);
+  std::string_view rest = data.substr(r.consumed);  // `data` outlives the parser: a view is fine
   proxy_header_.reset();
   enter_state(State::Greeting);
-  if (!rest.empty()) {
-    // The header is the balancer's; what follows is the client talking before our greeting.
-    link_.set_client(peer_);
-    log::info("early talker", {{"client", peer_}, {"proxy", proxied_by_}});
-    fail_session(replies::kEarlyTalker, "early talker");
-    return;
-  }
-  greet();  // reading goes on: a later byte before the greeting is an early talker too
+  // What followed the header in this read is the client's: TLS's first bytes on an implicit TLS
+  // listener, else an early talker (the greeting has not been sent). greet() says which.
+  greet(rest);
 }
 
 void Session::refuse_proxy_header(metrics::ProxyHeaderRefusal why, std::string_view detail) {

@@ -23,11 +23,11 @@ Worker::~Worker() {
 }
 
 int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::string& error) {
-  listener_settings_ = endpoints;  // before any accept: the callbacks index into it
-  for (std::size_t i = 0; i < endpoints.size(); ++i) {
-    const auto& ep = endpoints[i];
-    auto l = std::make_unique<net::Listener>(&loop_, [this, i](uv_stream_t* server) {
-      on_connection(server, listener_settings_[i]);
+  for (const auto& ep : endpoints) {
+    endpoints_.push_back(ep);  // listeners are read at start only: what each one is stays here
+    std::size_t index = endpoints_.size() - 1;
+    auto l = std::make_unique<net::Listener>(&loop_, [this, index](uv_stream_t* server) {
+      on_connection(server, endpoints_[index]);
     });
     int rc = l->open(ep, error);
     ++listeners_open_;  // the handle is initialised either way and must be closed

@@ -72,9 +72,7 @@ class Worker final : public SessionHost {
   bool async_closed_ = false;
   std::size_t listeners_open_ = 0;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
-  // Each listener's settings as opened (listeners are read at start only), indexed as listeners_;
-  // filled before the loop runs and never changed after, so sessions may point into it.
-  std::vector<config::Endpoint> listener_settings_;
+  std::vector<config::Endpoint> endpoints_;  // what each listener is (its TLS mode), by index
   net::ReadBuffer read_buffer_;
   net::TcpConnector connector_{&loop_, &read_buffer_};  // the downstream connections of this loop
   std::unique_ptr<net::BusyPoll> busy_poll_;  // polls after reads for worker.busy_poll µs

@@ -68,6 +68,11 @@ class TlsStream final : public Stream, private Stream::Events {
   const std::string& error() const { return engine_.error(); }
   Role role() const { return engine_.role(); }
 
+  // Ciphertext the inner read before this stream wrapped it (with a PROXY protocol header, which
+  // precedes TLS on an implicit TLS connection), handled as if the inner had read it just now.
+  // The owner may hear events from inside the call, as from any read.
+  void receive_early(std::string_view ciphertext) { on_data(*inner_, ciphertext); }
+
   // net::Stream
   void set_events(Stream::Events* events) override { events_ = events; }
   int start_reading() override;

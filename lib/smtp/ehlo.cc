@@ -145,6 +145,7 @@ Reply rewrite_ehlo(const Reply& downstream, const EhloOffer& offer) {
     }
   }
   if (offer.prdr) reply.lines.emplace_back("PRDR");
+  if (offer.starttls) reply.lines.emplace_back("STARTTLS");  // dotgate's own, never the MTA's
   return reply;
 }
 

@@ -46,6 +46,7 @@ struct EhloOffer {
   // Announce ENHANCEDSTATUSCODES (dotgate's own replies always carry codes; the MTA's get them
   // from the enhanced_codes built-in, unless it is switched off: then only if the MTA offers it).
   bool enhanced_status_codes = true;
+  bool starttls = false;  // dotgate terminates TLS on this listener, and it is not on yet (RFC 3207)
 };
 
 // Builds the reply the client sees from the downstream's positive EHLO reply. The first line

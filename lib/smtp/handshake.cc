@@ -52,6 +52,18 @@ Handshake::Output Handshake::feed(Reply reply) {
       }
       capabilities_known_ = true;
       return after_greeting(std::move(out));
+    case Step::StartTls:
+      if (reply.code != 220) {
+        if (plan_.starttls == Plan::Tls::Required) {
+          std::string why = "STARTTLS refused: " + std::to_string(reply.code);
+          return fail(std::move(out), std::move(why), std::move(reply));
+        }
+        tls_done_ = true;  // opportunistic: plain text, as before STARTTLS
+        return after_greeting(std::move(out));
+      }
+      step_ = Step::TlsHandshake;
+      out.start_tls = true;
+      return out;
     case Step::Xclient:
       if (reply.klass() != 2) {
         std::string why = "XCLIENT refused: " + std::to_string(reply.code);
@@ -78,6 +90,7 @@ Handshake::Output Handshake::feed(Reply reply) {
       capabilities_ = is_ehlo(hello_) ? parse_ehlo(reply) : EhloCapabilities{};
       hello_reply_ = std::move(reply);
       return ready(std::move(out));
+    case Step::TlsHandshake:
     case Step::Ready:
     case Step::Failed:
       break;
@@ -85,13 +98,36 @@ Handshake::Output Handshake::feed(Reply reply) {
   return fail(std::move(out), "reply " + std::to_string(reply.code) + " after the handshake", std::move(reply));
 }
 
+Handshake::Output Handshake::tls_established() {
+  Output out;
+  if (step_ != Step::TlsHandshake) return fail(std::move(out), "TLS established out of turn");
+  // RFC 3207 4.2: the MTA forgets what it knew; so does dotgate (its capabilities may differ now).
+  tls_done_ = true;
+  tls_on_ = true;
+  hello_.clear();
+  hello_reply_.reset();
+  capabilities_ = {};
+  capabilities_known_ = false;
+  return after_greeting(std::move(out));
+}
+
 Handshake::Output Handshake::after_greeting(Output out) {
-  if (plan_.xclient && !identity_done_) {
-    if (!capabilities_known_) {
-      step_ = Step::OwnHello;
-      out.send = plan_.own_hello + "\r\n";
+  bool want_tls = plan_.starttls != Plan::Tls::Off && !tls_done_;
+  if ((want_tls || (plan_.xclient && !identity_done_)) && !capabilities_known_) {
+    step_ = Step::OwnHello;
+    out.send = plan_.own_hello + "\r\n";
+    return out;
+  }
+  if (want_tls) {
+    if (capabilities_.starttls) {
+      step_ = Step::StartTls;
+      out.send = "STARTTLS\r\n";
       return out;
     }
+    if (plan_.starttls == Plan::Tls::Required) return fail(std::move(out), "STARTTLS not offered");
+    tls_done_ = true;
+  }
+  if (plan_.xclient && !identity_done_) {
     if (capabilities_.xclient) {
       xclient_lines_ = build_xclient(*plan_.xclient, capabilities_.xclient_attributes);
       if (!xclient_lines_.empty()) {

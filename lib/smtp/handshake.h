@@ -15,8 +15,13 @@
 //                  refused XCLIENT fails the connection: an MTA that takes dotgate for the client
 //                  may trust it (mynetworks) where it must not trust the internet. An MTA that does
 //                  not announce XCLIENT gets none; the handshake goes on.
-//                  (STARTTLS towards the MTA goes here too, before XCLIENT.) The caller fills
-//                  plan.xclient; build_xclient (xclient.h) words it for what the MTA announced.
+//                  The caller fills plan.xclient; build_xclient (xclient.h) words it for what
+//                  the MTA announced.
+//      Before XCLIENT, with plan.starttls: STARTTLS when the MTA announces it (dotgate's own EHLO
+//      tells), 220, then Output::start_tls: the owner wraps the connection in TLS and calls
+//      tls_established() once the TLS handshake is done; the MTA forgets everything (RFC 3207
+//      4.2), so dotgate's EHLO is said again under TLS. Opportunistic: an MTA that does not
+//      announce it, or refuses it (454), is spoken to in plain text. Required: that fails.
 //   3. hello     — the HELO/EHLO the plan names (the client's, replayed; the pool's EHLO said
 //                  ahead of a client), which must be answered 2xx; its capabilities are learnt;
 //   4. ready.
@@ -43,6 +48,8 @@ class Handshake {
     std::string hello;            // "EHLO name" / "HELO name" (no CRLF) to say once greeted; "" none
     std::optional<ClientIdentity> xclient;  // the real client, for an MTA that takes XCLIENT
     std::string own_hello;                  // "EHLO <dotgate's name>": to learn the capabilities
+    enum class Tls { Off, Opportunistic, Required };
+    Tls starttls = Tls::Off;  // STARTTLS towards the MTA (downstream.starttls)
   };
   // What the MTA holds on a connection greeted before this plan: the pool's.
   struct Held {
@@ -59,8 +66,9 @@ class Handshake {
     bool ready = false;
     std::optional<std::string> failed;
     std::optional<Reply> failed_reply;
+    bool start_tls = false;  // the MTA said 220 to STARTTLS: wrap the connection, then tls_established()
   };
-  enum class Step { Greeting, OwnHello, Xclient, Hello, Ready, Failed };
+  enum class Step { Greeting, OwnHello, StartTls, TlsHandshake, Xclient, Hello, Ready, Failed };
 
   explicit Handshake(Plan plan) : plan_(std::move(plan)) {}
 
@@ -68,6 +76,8 @@ class Handshake {
   // A greeted one: go on from what it holds.
   Output resume(Held held);
   Output feed(Reply reply);  // the next complete reply from the MTA
+  Output tls_established();  // after Output::start_tls: the TLS handshake with the MTA is done
+  bool tls_on() const { return tls_on_; }
 
   Step step() const { return step_; }
   const Plan& plan() const { return plan_; }
@@ -101,6 +111,8 @@ class Handshake {
   std::vector<std::string> xclient_lines_;
   std::size_t xclient_next_ = 0;
   bool identity_done_ = false;
+  bool tls_done_ = false;  // STARTTLS decided: on, or not to be had (opportunistic)
+  bool tls_on_ = false;
   bool identity_sent_ = false;
 };
 

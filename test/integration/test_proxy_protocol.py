@@ -365,8 +365,8 @@ backend be_v2
         self.assertClosed(c)
         time.sleep(0.5)
         self.assertNotIn("EHLO client.example", fake.commands())
-        lines = self.dg.wait_log(r"early talker.*client=192\.0\.2\.7:40000")
-        self.assertIn("proxy=127.0.0.1:", lines[0])
+        self.dg.wait_log(r"early talker.*client=192\.0\.2\.7:40000")
+        self.assertIn("proxy=127.0.0.1:", self.dg.wait_log(r"PROXY header\b.*client=192\.0\.2\.7:40000")[0])
         # In one read (the usual case on loopback) not even a downstream connection is opened.
         self.assertEqual(metric(self.dg.metrics(), "dotgate_proxy_headers_accepted_total", version="1"), 1)
 

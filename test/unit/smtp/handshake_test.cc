@@ -228,3 +228,78 @@ TEST_CASE("XCLIENT on a pooled connection whose EHLO is known: no EHLO of its ow
   CHECK(out.greeting);
   CHECK(out.ready);
 }
+
+namespace {
+Handshake::Plan tls_plan(Handshake::Plan::Tls mode) {
+  Handshake::Plan p = plan(true, "");
+  p.starttls = mode;
+  p.own_hello = "EHLO dotgate.example";
+  return p;
+}
+const Reply kEhloWithStarttls{250, {"mx.example", "PIPELINING", "STARTTLS"}};
+}  // namespace
+
+TEST_CASE("STARTTLS to the MTA: own EHLO, STARTTLS, 220, wrap; under TLS the EHLO again, then the greeting") {
+  Handshake h(tls_plan(Handshake::Plan::Tls::Required));
+  CHECK(h.feed(kGreeting).send == "EHLO dotgate.example\r\n");
+  CHECK(h.feed(kEhloWithStarttls).send == "STARTTLS\r\n");
+  auto out = h.feed(Reply::make(220, "2.0.0", "Ready to start TLS"));
+  CHECK(out.start_tls);
+  CHECK(out.send.empty());
+  CHECK_FALSE(out.ready);
+  out = h.tls_established();
+  CHECK(h.tls_on());
+  // The client's own EHLO comes next and is relayed under TLS; nothing more to say now.
+  CHECK(out.send.empty());
+  REQUIRE(out.greeting);
+  CHECK(out.greeting->code == 220);
+  CHECK(out.ready);
+  CHECK(h.hello().empty());  // the pre-TLS EHLO is forgotten (RFC 3207 4.2)
+}
+
+TEST_CASE("STARTTLS then XCLIENT: the capabilities are learnt again under TLS before XCLIENT") {
+  Handshake::Plan p = tls_plan(Handshake::Plan::Tls::Required);
+  ClientIdentity who;
+  who.addr = "192.0.2.7";
+  p.xclient = who;
+  Handshake h(p);
+  h.feed(kGreeting);
+  h.feed(Reply{250, {"mx.example", "STARTTLS"}});  // XCLIENT announced only under TLS
+  CHECK(h.feed(Reply::make(220, "2.0.0", "go")).start_tls);
+  CHECK(h.tls_established().send == "EHLO dotgate.example\r\n");
+  auto out = h.feed(kEhloWithXclient);
+  CHECK(out.send == "XCLIENT ADDR=192.0.2.7\r\n");
+  out = h.feed(Reply::make(220, "", "mx.example ESMTP"));
+  CHECK(out.ready);
+  CHECK(h.identity_sent());
+}
+
+TEST_CASE("STARTTLS opportunistic: not announced, or refused with 454, goes on in plain text") {
+  Handshake h(tls_plan(Handshake::Plan::Tls::Opportunistic));
+  h.feed(kGreeting);
+  auto out = h.feed(ehlo_reply(true));
+  CHECK(out.ready);
+  CHECK_FALSE(h.tls_on());
+
+  Handshake r(tls_plan(Handshake::Plan::Tls::Opportunistic));
+  r.feed(kGreeting);
+  r.feed(kEhloWithStarttls);
+  out = r.feed(Reply::make(454, "4.7.0", "TLS not available"));
+  CHECK(out.ready);
+  CHECK_FALSE(out.start_tls);
+}
+
+TEST_CASE("STARTTLS required: not announced, or refused, fails the connection") {
+  Handshake h(tls_plan(Handshake::Plan::Tls::Required));
+  h.feed(kGreeting);
+  auto out = h.feed(ehlo_reply(true));
+  REQUIRE(out.failed);
+  CHECK(*out.failed == "STARTTLS not offered");
+
+  Handshake r(tls_plan(Handshake::Plan::Tls::Required));
+  r.feed(kGreeting);
+  r.feed(kEhloWithStarttls);
+  out = r.feed(Reply::make(454, "4.7.0", "TLS not available"));
+  REQUIRE(out.failed);
+  CHECK(*out.failed == "STARTTLS refused: 454");
+}
