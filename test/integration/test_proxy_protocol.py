@@ -17,7 +17,9 @@ be the session's).
 
 import os
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import time
 
@@ -52,7 +54,87 @@ def v2_tcp6(src, sport, dst, dport):
                      struct.pack("!HH", sport, dport))
 
 
+class TlsOverRawSocket:
+    """TLS driven by hand over a plain socket (ssl.MemoryBIO), so that the test decides what goes
+    in each packet: here, the PROXY header and the ClientHello together."""
+
+    def __init__(self, sock, timeout=10.0):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
+        self.sock, self.timeout = sock, timeout
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_side=False)
+        self.plain = b""
+
+    def client_hello(self):
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def _pump(self, deadline):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+        self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        got = self.sock.recv(65536)
+        if not got:
+            raise AssertionError("connection closed during TLS")
+        self.inc.write(got)
+
+    def handshake(self):
+        deadline = time.monotonic() + self.timeout
+        for _ in range(100):
+            try:
+                self.tls.do_handshake()
+                data = self.out.read()
+                if data:
+                    self.sock.sendall(data)
+                return self.tls.version()
+            except ssl.SSLWantReadError:
+                self._pump(deadline)
+        raise AssertionError("TLS handshake did not finish")
+
+    def send(self, data):
+        self.tls.write(data)
+        self.sock.sendall(self.out.read())
+
+    def read_line(self):
+        deadline = time.monotonic() + self.timeout
+        for _ in range(1000):
+            if b"\r\n" in self.plain:
+                line, _, self.plain = self.plain.partition(b"\r\n")
+                return line
+            try:
+                self.plain += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump(deadline)
+        raise AssertionError("no line")
+
+    def reply(self):
+        lines = [self.read_line()]
+        while lines[-1][3:4] == b"-":
+            lines.append(self.read_line())
+        return int(lines[0][:3]), lines
+
+
 class ProxyProtocolTest(IntegrationTest):
+
+    def make_certificate(self):
+        d = self.make_dir("tls")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=mx.test.example"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        return {"cert_file": cert, "key_file": key}
+
+    def start_implicit_tls_dotgate(self, downstream_port):
+        d = Dotgate(self, downstream_port, {"tls": self.make_certificate()})
+        d.config["listeners"][0].update({"tls": "implicit", "proxy_protocol": True, "proxy_protocol_from": ["127.0.0.1"]})
+        self.dg = d.start()
+        return self.dg
 
     def start_dotgate(self, downstream_port, trusted=("127.0.0.1",), **extra):
         d = Dotgate(self, downstream_port, extra)
@@ -196,6 +278,47 @@ backend be_v2
         for attr in ("ADDR=192.0.2.7", "PORT=40000", "DESTADDR=198.51.100.1", "DESTPORT=2525"):
             self.assertIn(attr, " ".join(xclient), xclient)
         self.assertNotIn("127.0.0.1", " ".join(xclient))
+
+    def test_implicit_tls_header_and_client_hello_in_one_packet(self):
+        """The header comes before TLS; what follows it in the same packet is the ClientHello,
+        for the TLS layer (not an early talker)."""
+        sink = self.sink()
+        self.start_implicit_tls_dotgate(sink.port)
+        c = self.raw()
+        tls = TlsOverRawSocket(c.sock)
+        c.send(b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 465\r\n" + tls.client_hello())
+        self.assertIn(tls.handshake(), ("TLSv1.2", "TLSv1.3"))
+        self.assertEqual(tls.reply()[0], 220)
+        for command, code in ((b"EHLO client.example", 250), (b"MAIL FROM:<a@example.org>", 250),
+                              (b"RCPT TO:<b@example.net>", 250), (b"DATA", 354)):
+            tls.send(command + b"\r\n")
+            self.assertEqual(tls.reply()[0], code, command)
+        tls.send(MESSAGE + b".\r\n")
+        self.assertEqual(tls.reply()[0], 250)
+        line = self.transaction_lines()[0]
+        self.assertIn("client=192.0.2.7:40000 ", line)
+        self.assertRegex(line, r"\btls=\"TLSv1\.[23] ")
+        self.assertEqual(len(sink.wait_for(1)), 1)
+
+    def test_behind_haproxy_implicit_tls_smtp_ssl(self):
+        import smtplib
+        sink = self.sink()
+        self.start_implicit_tls_dotgate(sink.port)
+        ports = self.start_haproxy(self.dg.port)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = smtplib.SMTP_SSL(LOOPBACK, ports["v2"], timeout=15, source_address=(CLIENT_HOST, 0), context=ctx)
+        self.addCleanup(s.close)
+        self.assertEqual(s.noop()[0], 250)  # connected and greeted (220) under TLS
+        client_port = s.sock.getsockname()[1]
+        s.ehlo("client.example")
+        s.sendmail("a@example.org", ["b@example.net"], MESSAGE)
+        s.quit()
+        line = self.transaction_lines()[0]
+        self.assertIn("client=%s:%d " % (CLIENT_HOST, client_port), line)
+        self.assertRegex(line, r"\btls=\"TLSv1\.[23] ")
+        self.assertEqual(len(sink.wait_for(1)), 1)
 
     def test_without_the_header_haproxy_plain_tcp_is_refused(self):
         """A balancer configured without send-proxy: its first bytes are the client's EHLO (or
