@@ -49,7 +49,6 @@ bool DownstreamLink::adopt_pooled(DownstreamPool& pool, const smtp::Handshake::P
   conn_.leased = taken->leased;
   conn_.untested = true;
   conn_.history = taken->history;
-  conn_.greeting = taken->held.greeting;
   // A plan with a hello (or XCLIENT) resets whatever an earlier client left.
   conn_.reused_unproven = taken->history.said_helo && plan.hello.empty() && !plan.xclient;
   std::string held_hello = taken->held.hello;
@@ -79,7 +78,6 @@ bool DownstreamLink::adopt_pooled(DownstreamPool& pool, const smtp::Handshake::P
 bool DownstreamLink::handshake_output(smtp::Handshake::Output out) {
   std::uint64_t generation = generation_;
   if (out.greeting) {
-    if (out.greeting->klass() == 2) conn_.greeting = *out.greeting;
     owner_.on_link_greeting(std::move(*out.greeting));
     if (generation != generation_ || !stream_) return false;  // the owner reset or closed it
   }
@@ -209,16 +207,17 @@ bool DownstreamLink::retire(bool reusable, bool client_said_helo) {
   // max_sessions: the next client may have it, if nothing of this session would follow it there.
   // XCLIENT: the MTA takes the connection for this client's; another client's XCLIENT would be
   // judged as coming from it, and refused.
-  if (reusable && conn_.reusable && !conn_.handshake.identity_sent() && conn_.greeting &&
+  // The greeting the next client gets is the MTA's first (a 2xx, or the pool would not have it).
+  const std::optional<smtp::Reply>& greeting = conn_.handshake.greeting();
+  if (reusable && conn_.reusable && !conn_.handshake.identity_sent() && greeting && greeting->klass() == 2 &&
       conn_.history.junk < kMaxReusedJunk &&
       conn_.history.mails < kMaxReusedMails) {
     DownstreamPool::History history = conn_.history;
     ++history.sessions;
     // Every connection of a session that said HELO/EHLO carries it (relayed, replayed or speculated).
     history.said_helo = history.said_helo || client_said_helo;
-    smtp::Reply greeting = *conn_.greeting;
     net::Stream* s = take_stream();  // before give_back(): its own slot is the one it may fill again
-    if (pool->give_back(s, greeting, history, runtime_)) {
+    if (pool->give_back(s, *greeting, history, runtime_)) {
       context_.counters.downstream_reused.fetch_add(1, std::memory_order_relaxed);
       reset();
       return true;

@@ -140,7 +140,6 @@ class DownstreamLink final : public net::Stream::Events {
     smtp::EhloCapabilities capabilities;
     std::size_t in_flight = 0;  // replies owed
     bool dot_in_flight = false;  // the dot's reply is among them: data_end_timeout
-    std::optional<smtp::Reply> greeting;  // the MTA's 2xx greeting (the next client's, if given back)
     // A connection from the pool may have died just before we took it (the MTA's timeout, a
     // restart): until its first reply, what we sent on it is kept, to be sent again on a fresh
     // connection if it ends unanswered.

@@ -99,9 +99,7 @@ std::optional<DownstreamPool::Taken> DownstreamPool::take(const std::shared_ptr<
     if (it->greeting) {
       held.greeting = std::move(*it->greeting);  // given back: the greeting its first client had
     } else {
-      held.greeting = *it->handshake.greeting();
-      held.hello = it->handshake.hello();
-      held.hello_reply = it->handshake.hello_reply();
+      held = it->handshake.take_held();
     }
     out = Taken{it->connection, std::move(held), it->history};
     entries_.erase(it);

@@ -7,7 +7,7 @@ void CloseGroup::close(std::function<void()> done) {
   if (closing_) return;
   closing_ = true;
   done_ = std::move(done);
-  open_ = handles_.size();
+  open_ = count_;
   if (open_ == 0) {
     // Nothing to wait for: still from the loop's point of view "after the close sequence", so the
     // caller must not touch the owner after close() returns either way.
@@ -15,7 +15,8 @@ void CloseGroup::close(std::function<void()> done) {
     cb();
     return;
   }
-  for (uv_handle_t* h : handles_) {
+  for (std::size_t i = 0; i < count_; ++i) {
+    uv_handle_t* h = handles_[i];
     h->data = this;
     uv_close(h, &CloseGroup::on_close);
   }

@@ -10,7 +10,7 @@
 
 #include <cstddef>
 #include <functional>
-#include <vector>
+#include <array>
 
 #include <uv.h>
 
@@ -18,14 +18,19 @@ namespace dotgate::net {
 
 class CloseGroup {
  public:
-  void add(uv_handle_t* handle) { handles_.push_back(handle); }
+  // At most kMax handles: a fixed array, so a session's group costs no allocation.
+  static constexpr std::size_t kMax = 4;
+  void add(uv_handle_t* handle) {
+    if (count_ < kMax) handles_[count_++] = handle;  // a fifth is a programming error: see close()
+  }
   // Closes every handle added; `done` after the last close callback. Once.
   void close(std::function<void()> done);
   bool closing() const { return closing_; }
 
  private:
   static void on_close(uv_handle_t* handle);
-  std::vector<uv_handle_t*> handles_;
+  std::array<uv_handle_t*, kMax> handles_{};
+  std::size_t count_ = 0;
   std::size_t open_ = 0;
   bool closing_ = false;
   std::function<void()> done_;

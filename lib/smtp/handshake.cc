@@ -10,7 +10,6 @@ bool is_ehlo(const std::string& hello) { return hello.size() >= 4 && (hello.comp
 Handshake::Output Handshake::resume(Held held) {
   Output out;
   greeting_ = std::move(held.greeting);
-  client_greeting_ = greeting_;
   if (!held.hello.empty()) {
     if (!plan_.xclient && !plan_.hello.empty() && plan_.hello != held.hello)
       return fail(std::move(out), "holds another hello: " + held.hello);
@@ -24,22 +23,32 @@ Handshake::Output Handshake::resume(Held held) {
   return after_greeting(std::move(out));
 }
 
+Handshake::Held Handshake::take_held() {
+  Held held;
+  if (greeting_) held.greeting = std::move(*greeting_);
+  held.hello = std::move(hello_);
+  held.hello_reply = std::move(hello_reply_);
+  greeting_.reset();
+  hello_.clear();
+  hello_reply_.reset();
+  return held;
+}
+
 Handshake::Output Handshake::feed(Reply reply) {
   Output out;
   switch (step_) {
     case Step::Greeting:
-      greeting_ = reply;
-      if (reply.klass() != 2) {
+      greeting_ = std::move(reply);
+      if (greeting_->klass() != 2) {
         if (plan_.relay_greeting) {
           // The client judges the greeting (421/554 end its session); nothing more to do here.
-          out.greeting = std::move(reply);
+          out.greeting = greeting_;
           greeting_handed_ = true;
           return ready(std::move(out));
         }
-        std::string why = "greeting " + std::to_string(reply.code);
-        return fail(std::move(out), std::move(why), std::move(reply));
+        std::string why = "greeting " + std::to_string(greeting_->code);
+        return fail(std::move(out), std::move(why), greeting_);
       }
-      client_greeting_ = std::move(reply);
       return after_greeting(std::move(out));
     case Step::OwnHello:
       hello_ = plan_.own_hello;
@@ -144,7 +153,14 @@ Handshake::Output Handshake::after_greeting(Output out) {
 
 Handshake::Output Handshake::after_identity(Output out) {
   if (plan_.relay_greeting && !greeting_handed_) {
-    out.greeting = client_greeting_;
+    // The greeting itself stays (a pooled connection's next client gets it): a copy goes out,
+    // unless XCLIENT's 220 replaced it.
+    if (client_greeting_) {
+      out.greeting = std::move(client_greeting_);
+      client_greeting_.reset();
+    } else {
+      out.greeting = greeting_;
+    }
     greeting_handed_ = true;
   }
   if (plan_.hello.empty() || plan_.hello == hello_) return ready(std::move(out));

@@ -76,6 +76,8 @@ class Handshake {
   // A greeted one: go on from what it holds.
   Output resume(Held held);
   Output feed(Reply reply);  // the next complete reply from the MTA
+  // What the MTA holds once ready, moved out for the next owner (the pool hands it to a session).
+  Held take_held();
   Output tls_established();  // after Output::start_tls: the TLS handshake with the MTA is done
   bool tls_on() const { return tls_on_; }
 
