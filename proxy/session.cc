@@ -6,6 +6,7 @@
 #include "proxy/quarantine_writer.h"
 
 #include <cctype>
+#include <utility>
 
 #include "lib/log/log.h"
 #include "proxy/downstream_pool.h"
@@ -270,6 +271,13 @@ bool Session::check(const smtp::Command& cmd) {
     local_error(make_reply(replies::kRefusedAtGreeting));
     return false;
   }
+  // XFORWARD (session_identity.cc): answered here for a peer in smtp.xforward_from, 502 below for
+  // anyone else; what it forwarded ends with the transaction (RSET, as its dot) or a new HELO/EHLO.
+  if (cmd.verb == Verb::Xforward && xforward_trusted()) {
+    answer_xforward(cmd);
+    return false;
+  }
+  if (cmd.verb == Verb::Rset || cmd.verb == Verb::Helo || cmd.verb == Verb::Ehlo) forwarded_.reset();
   switch (cmd.verb) {
     case Verb::Mail:
       if (host_.shared().draining.load(std::memory_order_relaxed)) {
@@ -367,6 +375,8 @@ void Session::run_policy(ParkedCommand& parked) {
 // The proceed step: relay the command downstream and hold a slot for its reply.
 void Session::proceed(smtp::Command cmd) {
   using smtp::Verb;
+  // A forwarded client goes to the MTA ahead of its MAIL (session_identity.cc); the MAIL waits.
+  if (cmd.verb == Verb::Mail && !std::exchange(identity_forwarded_, false) && forward_identity(cmd)) return;
   PendingReply slot;
   slot.verb = cmd.verb;
   slot.from_downstream = true;
