@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""test/integration/test_xclient.py — XCLIENT end to end: a real Postfix behind dotgate learns the client.
+
+    client (bound to 127.0.0.2) ─► dotgate 127.0.0.1 ─► Postfix smtpd ─► queue ─► smtp-sink
+                                     downstream.xclient    smtpd_authorized_xclient_hosts = 127.0.0.1
+
+The inline appliance's promise: the MTA sees the internet client, not dotgate. The client socket is
+bound to 127.0.0.2 (or .3), so the address Postfix must log differs from dotgate's own (127.0.0.1).
+Postfix names an XCLIENT client `unknown[ADDR]` (dotgate sends NAME=[UNAVAILABLE]: it does no
+reverse lookup) and dotgate `localhost[127.0.0.1]`. Each test checks what the client saw, what
+Postfix logged (the `client=` line of each queued message, `disconnect from` with its command
+counts) and what reached smtp-sink (Postfix's Received: header names the HELO and the client):
+the first transaction; the next one after a refused one (a fresh connection: XCLIENT again, then
+the client's EHLO replayed); the pool (a pooled connection gets XCLIENT for its client, and one that
+carried XCLIENT never goes to the next client, even with max_sessions > 1); Postfix's reply to
+XCLIENT as the client's greeting (a client Postfix refuses with smtpd_delay_reject=no hears that
+refusal); an MTA that does not authorise dotgate (no XCLIENT announced: mail flows, Postfix sees
+127.0.0.1); and a scripted MTA that announces XCLIENT but refuses it (the client gets 421, nothing
+is delivered). Needs root (a private Postfix instance); the Postfix tests skip otherwise.
+"""
+
+import os
+import re
+import socket
+import time
+
+from harness import RawClient, IntegrationTest, free_port, main, sink_form, wait_until
+from postfix_client import Postfix, skip_unless_postfix
+
+SENDER = "sender@example.org"
+MESSAGE = (b"From: <sender@example.org>\r\n"
+           b"Date: Mon, 23 Nov 2026 12:00:00 +0000\r\n"
+           b"Message-ID: <dotgate-xclient@example.org>\r\n"
+           b"Subject: who is the client\r\n"
+           b"\r\n"
+           b"body\r\n")
+
+
+class XclientTest(IntegrationTest):
+
+    def deploy(self, config=None, authorise=True, extra_smtpd=None, extra_main=None):
+        skip_unless_postfix(self)
+        self.final = self.sink()
+        self.smtpd_port = free_port()
+        main_cf = {"mynetworks": "127.0.0.0/8"}
+        if authorise:
+            main_cf["smtpd_authorized_xclient_hosts"] = "127.0.0.1"  # dotgate's address, nobody else
+        main_cf.update(extra_main or {})
+        smtpd = {"smtpd_relay_restrictions": "permit_mynetworks,reject"}
+        smtpd.update(extra_smtpd or {})
+        self.postfix = Postfix(self, self.final.port, hostname="mta.example", extra_main=main_cf,
+                               smtpd=(self.smtpd_port, smtpd)).start()
+        self.dg = self.dotgate(self.smtpd_port, dict({"downstream": {"xclient": True}}, **(config or {})))
+        return self.dg
+
+    def client_from(self, source, port=None, timeout=30):
+        """A RawClient whose socket is bound to `source` (a loopback address) before it connects."""
+        c = RawClient(port or self.dg.port, timeout=timeout, connect=False)
+        c.sock = socket.create_connection(("127.0.0.1", port or self.dg.port), timeout=timeout,
+                                          source_address=(source, 0))
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.addCleanup(c.close)
+        return c
+
+    def queued_clients(self):
+        """{queue id: client} of the messages Postfix queued: smtpd's `ID: client=NAME[ADDR]` line
+        (logged at MAIL, for an aborted message too) of each ID that qmgr took (`ID: from=`)."""
+        log = self.postfix.maillog()
+        queued = set(re.findall(r"qmgr\[\d+\]: (\w+): from=", log))
+        return {q: c for q, c in re.findall(r"smtpd\[\d+\]: (\w+): client=(\S+)", log) if q in queued}
+
+    def assertSaidXclient(self, counts):
+        # Postfix counts an accepted XCLIENT as "xclient=0/1": it restarts the session at once
+        self.assertRegex(counts, r"\bxclient=(\d+/)?1\b")
+
+    def disconnects(self):
+        return re.findall(r"smtpd\[\d+\]: disconnect from (\S+) (.*)", self.postfix.maillog())
+
+    def send(self, c, rcpt, ehlo=True, body=MESSAGE):
+        replies = c.send_message(SENDER, [rcpt], body, ehlo=ehlo)
+        return replies
+
+    def queue_id(self, reply):
+        m = re.search(r"queued as (\w+)", reply.text)
+        self.assertIsNotNone(m, reply.raw)
+        return m.group(1)
+
+    def received_from(self, message):
+        """Postfix's own Received: line (the first one) of a message at smtp-sink, unfolded."""
+        m = re.search(rb"Received: (from .*?)\n(?!\s)", message.content, re.S)
+        self.assertIsNotNone(m, message.content[:600])
+        return b" ".join(m.group(1).split()).decode()
+
+    # -- a real Postfix that authorises dotgate ------------------------------------------------
+
+    def test_first_transaction_names_the_client(self):
+        self.deploy()
+        c = self.client_from("127.0.0.2")
+        greeting = c.greeting()
+        self.assertEqual(greeting.code, 220, greeting.raw)
+        replies = self.send(c, "a@example.net")
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250], replies)
+        qid = self.queue_id(replies[-1])
+        self.assertEqual(c.converse("QUIT").code, 221)
+        wait_until(lambda: qid in self.queued_clients(), 10, what="Postfix's client= line")
+        self.assertEqual(self.queued_clients()[qid], "unknown[127.0.0.2]", self.postfix.maillog())
+        (m,) = self.final.wait_for(1, 20)
+        # Postfix's Received: the client's EHLO name (replayed after XCLIENT) and its address
+        self.assertIn("from client.example (unknown [127.0.0.2])", self.received_from(m))
+        self.assertTrue(m.content.endswith(sink_form(MESSAGE)))
+        # dotgate's own connection: Postfix saw XCLIENT on it (its disconnect line counts it)
+        wait_until(lambda: self.disconnects(), 10, what="Postfix's disconnect line")
+        ((who, counts),) = self.disconnects()
+        self.assertEqual(who, "unknown[127.0.0.2]")
+        self.assertSaidXclient(counts)
+
+    def test_next_transaction_after_a_refused_one(self):
+        # dotgate refuses the first message at the dot: that downstream connection is closed before
+        # the dot, the next transaction gets a fresh one: XCLIENT again, the client's EHLO replayed
+        self.deploy({"smtp": {"max_message_size": 2000}, "policies": [{"type": "limits"}]})
+        c = self.client_from("127.0.0.2")
+        self.assertEqual(c.greeting().code, 220)
+        big = MESSAGE + (b"x" * 78 + b"\r\n") * 40
+        replies = self.send(c, "a@example.net", body=big)
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 552], replies)
+        time.sleep(0.5)
+        self.assertEqual(self.queued_clients(), {}, self.postfix.maillog())
+        replies = self.send(c, "b@example.net", ehlo=False)
+        self.assertEqual([r.code for r in replies], [250, 250, 354, 250], replies)
+        qid = self.queue_id(replies[-1])
+        self.assertEqual(c.converse("QUIT").code, 221)
+        wait_until(lambda: qid in self.queued_clients(), 10, what="Postfix's client= line")
+        self.assertEqual(list(self.queued_clients().values()), ["unknown[127.0.0.2]"])
+        (m,) = self.final.wait_for(1, 20)
+        self.assertEqual([r.split()[0] for r in m.rcpts], ["<b@example.net>"])
+        self.assertIn("from client.example (unknown [127.0.0.2])", self.received_from(m))
+        wait_until(lambda: len(self.disconnects()) == 2, 10, what="both downstream connections closed")
+        for who, counts in self.disconnects():
+            self.assertEqual(who, "unknown[127.0.0.2]", counts)
+            self.assertSaidXclient(counts)
+        # the second connection: XCLIENT, then the replayed EHLO (dotgate's own EHLO came before)
+        self.assertIn("ehlo=2", self.disconnects()[1][1])
+
+    def test_pool_each_client_its_own_xclient(self):
+        # pool.size 1, max_sessions 5: the pooled connection (greeted for nobody) gets XCLIENT for
+        # the client that takes it; after XCLIENT it is that client's and goes to no other one
+        self.deploy({"downstream": {"xclient": True, "pool": {"size": 1, "max_sessions": 5}}})
+        wait_until(lambda: "connect from localhost[127.0.0.1]" in self.postfix.maillog(), 10,
+                   what="the pool's connection")
+        ids = {}
+        for source, rcpt in (("127.0.0.2", "a@example.net"), ("127.0.0.3", "b@example.net")):
+            c = self.client_from(source)
+            self.assertEqual(c.greeting().code, 220)
+            replies = self.send(c, rcpt)
+            self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250], (source, replies))
+            ids[self.queue_id(replies[-1])] = "unknown[%s]" % source
+            self.assertEqual(c.converse("QUIT").code, 221)
+            c.close()
+        wait_until(lambda: set(ids) <= set(self.queued_clients()), 10, what="both client= lines")
+        self.assertEqual({q: self.queued_clients()[q] for q in ids}, ids, self.postfix.maillog())
+        messages = self.final.wait_for(2, 20)
+        self.assertEqual(sorted(self.received_from(m).split(" by ")[0] for m in messages),
+                         ["from client.example (unknown [127.0.0.2])", "from client.example (unknown [127.0.0.3])"])
+        # no connection carried two clients: each that said XCLIENT ended with it (QUIT), once
+        wait_until(lambda: len([d for d in self.disconnects() if "xclient" in d[1]]) == 2, 10,
+                   what="both XCLIENT connections closed")
+        for who, counts in self.disconnects():
+            self.assertNotRegex(counts, r"\bxclient=(\d+/)?[2-9]", self.postfix.maillog())
+            # nothing refused but XCLIENT's own count (a second XCLIENT would be refused)
+            self.assertNotRegex(re.sub(r"\b(xclient|commands)=\d+/\d+", "", counts), r"=\d+/", counts)
+        self.assertEqual(sorted(who for who, counts in self.disconnects() if "xclient" in counts),
+                         ["unknown[127.0.0.2]", "unknown[127.0.0.3]"])
+
+    def test_greeting_is_postfix_reply_to_xclient(self):
+        # With smtpd_delay_reject=no Postfix judges the client at its greeting, and after XCLIENT
+        # greets the real client afresh: a client it refuses hears that refusal from dotgate
+        cidr = os.path.join(self.make_dir("cidr"), "clients.cidr")
+        with open(cidr, "w") as f:
+            f.write("127.0.0.3/32 REJECT not from this address\n")
+        self.deploy(extra_main={"smtpd_delay_reject": "no",
+                                 "smtpd_client_restrictions": "check_client_access cidr:" + cidr})
+        refused = self.client_from("127.0.0.3")
+        greeting = refused.greeting()
+        self.assertEqual(greeting.code, 554, (greeting.raw, self.postfix.maillog()))
+        self.assertIn("unknown[127.0.0.3]", greeting.text)
+        self.assertIn("not from this address", greeting.text)
+        self.assertEqual(refused.converse("MAIL FROM:<%s>" % SENDER).code, 503)
+        self.assertEqual(refused.converse("QUIT").code, 221)
+        accepted = self.client_from("127.0.0.2")
+        self.assertEqual(accepted.greeting().code, 220)  # dotgate's own 127.0.0.1 is not refused
+        replies = self.send(accepted, "a@example.net")
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250], replies)
+        qid = self.queue_id(replies[-1])
+        wait_until(lambda: qid in self.queued_clients(), 10, what="Postfix's client= line")
+        self.assertEqual(self.queued_clients(), {qid: "unknown[127.0.0.2]"})
+        # Postfix's own word: the refusal was its reply to XCLIENT, for the real client
+        self.assertIn("reject: XCLIENT from unknown[127.0.0.3]: 554 5.7.1", self.postfix.maillog())
+        self.assertEqual(len(self.final.wait_for(1, 20)), 1)
+
+    def test_not_authorised_mail_flows_and_postfix_sees_dotgate(self):
+        # the MTA does not list dotgate in smtpd_authorized_xclient_hosts: no XCLIENT announced,
+        # none sent; the client gets Postfix's greeting and its mail goes as before
+        self.deploy(authorise=False)
+        with socket.create_connection(("127.0.0.1", self.smtpd_port), timeout=10) as probe:
+            probe.recv(512)
+            probe.sendall(b"EHLO probe.example\r\n")
+            time.sleep(0.3)
+            self.assertNotIn(b"XCLIENT", probe.recv(4096))  # else this proves nothing
+        c = self.client_from("127.0.0.2")
+        greeting = c.greeting()
+        self.assertEqual(greeting.code, 220, greeting.raw)
+        replies = self.send(c, "a@example.net")
+        self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250], replies)
+        qid = self.queue_id(replies[-1])
+        wait_until(lambda: qid in self.queued_clients(), 10, what="Postfix's client= line")
+        self.assertEqual(self.queued_clients()[qid], "localhost[127.0.0.1]")
+        (m,) = self.final.wait_for(1, 20)
+        self.assertIn("from client.example (localhost [127.0.0.1])", self.received_from(m))
+        self.assertNotIn("xclient=", self.postfix.maillog())
+
+    # -- a scripted MTA that announces XCLIENT and refuses it ------------------------------------
+
+    def test_xclient_refused_is_a_421_and_nothing_is_delivered(self):
+        fake = self.fake({"ehlo": ["250-fake.example", "250-PIPELINING", "250-XCLIENT NAME ADDR PORT PROTO HELO",
+                                   "250 8BITMIME"],
+                          "rules": [{"command": "XCLIENT", "reply": "550 5.7.0 Error: insufficient authorization"}]})
+        self.dg = self.dotgate(fake.port, {"downstream": {"xclient": True}})
+        c = self.client_from("127.0.0.2")
+        greeting = c.greeting()
+        self.assertEqual(greeting.code, 421, greeting.raw)
+        self.assertEqual(greeting.enhanced, "4.4.0", greeting.raw)
+        self.assertTrue(c.wait_closed(5))
+        wait_until(lambda: fake.events() and fake.events()[-1]["event"] == "close", 5, what="downstream closed")
+        commands = fake.commands()
+        self.assertEqual(commands[0], "EHLO localhost")
+        self.assertTrue(commands[1].startswith("XCLIENT ") and commands[1].endswith(" ADDR=127.0.0.2"), commands)
+        self.assertEqual(len(commands), 2, commands)  # no MAIL, nothing after the refusal
+        self.assertEqual(fake.messages(), [])
+        self.dg.wait_log(r"XCLIENT refused: 550")
+
+
+if __name__ == "__main__":
+    main()
