@@ -17,6 +17,12 @@ XCLIENT as the client's greeting (a client Postfix refuses with smtpd_delay_reje
 refusal); an MTA that does not authorise dotgate (no XCLIENT announced: mail flows, Postfix sees
 127.0.0.1); and a scripted MTA that announces XCLIENT but refuses it (the client gets 421, nothing
 is delivered). Needs root (a private Postfix instance); the Postfix tests skip otherwise.
+
+XforwardCommandTest: XFORWARD as dotgate receives it (smtp.xforward_from = 127.0.0.1/32), in
+front of a scripted MTA that records every command: announced and accepted for a trusted peer
+only (an untrusted one, bound to 127.0.0.2, gets no XFORWARD line and 502), Postfix's 501/503,
+what goes downstream (XFORWARD ahead of the MAIL, its reply never the client's; nothing once the
+transaction ended), and an MTA without PIPELINING (the MAIL waits for XFORWARD's reply).
 """
 
 import os
@@ -237,6 +243,103 @@ class XclientTest(IntegrationTest):
         self.assertEqual(len(commands), 2, commands)  # no MAIL, nothing after the refusal
         self.assertEqual(fake.messages(), [])
         self.dg.wait_log(r"XCLIENT refused: 550")
+
+
+XFORWARD_EHLO = ["250-fake.example", "250-PIPELINING", "250-XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE",
+                 "250-8BITMIME", "250 ENHANCEDSTATUSCODES"]
+
+
+class XforwardCommandTest(IntegrationTest):
+
+    def deploy(self, ehlo=XFORWARD_EHLO):
+        self.fake_mta = self.fake({"ehlo": ehlo})
+        self.dg = self.dotgate(self.fake_mta.port, {"smtp": {"xforward_from": ["127.0.0.1/32"]}})
+
+    def downstream_commands(self, count):
+        wait_until(lambda: len(self.fake_mta.commands()) >= count, 5, what="%d downstream commands" % count)
+        return self.fake_mta.commands()
+
+    def test_trusted_peer_forwards_and_it_goes_on_before_mail(self):
+        self.deploy()
+        c = self.dg.client()
+        self.assertEqual(c.greeting().code, 220)
+        ehlo = c.ehlo("mx.example")
+        self.assertIn("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE", ehlo.text.splitlines())
+        self.assertReply(c.converse("XFORWARD NAME=spike.example ADDR=192.0.2.7 PORT=4711"), 250, "2.0.0")
+        self.assertReply(c.converse("XFORWARD HELO=spike.example PROTO=ESMTP IDENT=ABC123 SOURCE=REMOTE"), 250)
+        self.assertReply(c.converse("XFORWARD ADDR=not-an-address"), 501, "5.5.4")
+        self.assertReply(c.converse("XFORWARD"), 501, "5.5.4")
+        # pipelined as Postfix's proxy does: the MAIL's reply is the client's first, XFORWARD's is not
+        c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nXFORWARD ADDR=192.0.2.8\r\n")
+        self.assertEqual([r.code for r in c.read_replies(3)], [250, 250, 503])
+        self.assertEqual(c.converse("DATA").code, 354)
+        c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual(c.read_reply().code, 250)
+        # the next transaction: nothing forwarded any more, nothing goes downstream before it
+        replies = c.send_message("a@example.org", ["c@example.net"], b"Subject: y\r\n\r\nbody\r\n", ehlo=False)
+        self.assertEqual([r.code for r in replies], [250, 250, 354, 250], replies)
+        self.assertEqual(c.converse("QUIT").code, 221)
+        self.fake_mta.wait_for(2)
+        commands = [l for l in self.downstream_commands(10) if l.split()[0] in ("XFORWARD", "MAIL")]
+        self.assertEqual(commands, [
+            "XFORWARD NAME=spike.example ADDR=192.0.2.7 PORT=4711 HELO=spike.example IDENT=ABC123 PROTO=ESMTP "
+            "SOURCE=REMOTE",
+            "MAIL FROM:<a@example.org>",
+            "MAIL FROM:<a@example.org>",
+        ])
+        lines = self.dg.wait_log(r"transaction ", count=2)
+        self.assertIn("client=192.0.2.7:4711", lines[0])
+        self.assertIn("helo=spike.example", lines[0])
+        self.assertRegex(lines[1], r"client=127\.0\.0\.1:\d+")  # the peer again
+        self.assertIn("helo=mx.example", lines[1])
+
+    def test_untrusted_peer_is_not_offered_xforward(self):
+        self.deploy()
+        c = RawClient(self.dg.port, connect=False)
+        c.sock = socket.create_connection(("127.0.0.1", self.dg.port), timeout=10, source_address=("127.0.0.2", 0))
+        self.addCleanup(c.close)
+        self.assertEqual(c.greeting().code, 220)
+        self.assertNotIn("XFORWARD", c.ehlo().text)
+        self.assertReply(c.converse("XFORWARD ADDR=192.0.2.7"), 502, "5.5.1")
+        replies = c.send_message("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n", ehlo=False)
+        self.assertEqual(replies[-1].code, 250)
+        self.fake_mta.wait_for(1)
+        self.assertFalse([l for l in self.fake_mta.commands() if l.startswith("XFORWARD")])
+        self.assertRegex(self.dg.wait_log(r"transaction ")[0], r"client=127\.0\.0\.2:\d+")
+
+    def test_mta_without_pipelining_gets_mail_after_xforward_reply(self):
+        ehlo = ["250-fake.example", "250-XFORWARD NAME ADDR HELO", "250 8BITMIME"]
+        self.deploy(ehlo=ehlo)
+        c = self.dg.client()
+        self.assertEqual(c.greeting().code, 220)
+        c.ehlo("mx.example")
+        self.assertEqual(c.converse("XFORWARD ADDR=192.0.2.7 HELO=spike.example").code, 250)
+        replies = c.send_message("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nbody\r\n", ehlo=False)
+        self.assertEqual([r.code for r in replies], [250, 250, 354, 250], replies)
+        self.fake_mta.wait_for(1)
+        commands = self.fake_mta.commands()
+        i = commands.index("XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.7 HELO=spike.example")
+        self.assertEqual(commands[i + 1], "MAIL FROM:<a@example.org>")
+
+    def test_mta_without_pipelining_closing_at_xforward_never_gets_the_mail(self):
+        # The MTA answers XFORWARD 421 and closes: a MAIL pipelined behind it would be in the
+        # bytes it received; one that waits for the reply never reaches it. The client's MAIL
+        # gets dotgate's 421 (the connection is lost), nothing is delivered.
+        self.fake_mta = self.fake({"ehlo": ["250-fake.example", "250-XFORWARD NAME ADDR HELO", "250 8BITMIME"],
+                                   "rules": [{"command": "XFORWARD", "delay": 0.3,
+                                              "reply": "421 4.3.0 closing", "action": "close"}]})
+        self.dg = self.dotgate(self.fake_mta.port, {"smtp": {"xforward_from": ["127.0.0.1/32"]}})
+        c = self.dg.client()
+        self.assertEqual(c.greeting().code, 220)
+        c.ehlo("mx.example")
+        self.assertEqual(c.converse("XFORWARD ADDR=192.0.2.7").code, 250)
+        self.assertEqual(c.converse("MAIL FROM:<a@example.org>").code, 421)
+        self.fake_mta.wait_closed(1)
+        raw = self.fake_mta.raw(1)
+        self.assertIn(b"XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.7 HELO=[UNAVAILABLE]\r\n", raw)
+        self.assertNotIn(b"MAIL", raw)
+        self.assertEqual(self.fake_mta.messages(), [])
+        self.dg.wait_log(r"downstream refused XFORWARD.*code=421")
 
 
 if __name__ == "__main__":
