@@ -339,7 +339,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   std::uint64_t tx_generation_ = 0;  // counts reset_transaction(): which transaction tx_ is
   struct Replay {
     bool active = false;
-    std::vector<std::string> commands;  // MAIL, RCPTs, DATA, each with CRLF
+    std::vector<std::string> commands;  // [XFORWARD...], MAIL, RCPTs, DATA, each with CRLF
+    std::size_t identity_lines = 0;     // the XFORWARD commands in front (session_identity.cc)
     std::size_t sent = 0;
     std::size_t answered = 0;
     std::string message;  // the edited message, wire form, with the final ".\r\n"

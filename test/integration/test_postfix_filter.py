@@ -288,7 +288,7 @@ class XforwardFilterTest(IntegrationTest):
         address, helo = self.policy_saw()
         self.assertRegex(address, r"^127\.0\.0\.2:\d+$")
         self.assertEqual(helo, "client.example")
-        (line,) = self.dg.wait_log(r"transaction ")
+        (line,) = self.dg.wait_log(r"\] transaction ")
         self.assertRegex(line, r"client=127\.0\.0\.2:\d+")
         self.assertIn("helo=client.example", line)
 
@@ -318,7 +318,7 @@ class XforwardFilterTest(IntegrationTest):
         address, helo = self.policy_saw()
         self.assertRegex(address, r"^127\.0\.0\.1:\d+$")
         self.assertEqual(helo, "mx.example")  # the Postfix proxy's own EHLO ($myhostname)
-        self.dg.wait_log(r"transaction .*client=127\.0\.0\.1:")
+        self.dg.wait_log(r"\] transaction .*client=127\.0\.0\.1:")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ XforwardCommandTest: XFORWARD as dotgate receives it (smtp.xforward_from = 127.0
 front of a scripted MTA that records every command: announced and accepted for a trusted peer
 only (an untrusted one, bound to 127.0.0.2, gets no XFORWARD line and 502), Postfix's 501/503,
 what goes downstream (XFORWARD ahead of the MAIL, its reply never the client's; nothing once the
-transaction ended), and an MTA without PIPELINING (the MAIL waits for XFORWARD's reply).
+transaction ended), an MTA without PIPELINING (the MAIL waits for XFORWARD's reply), and the
+replay of a PRDR message to a fresh connection (XFORWARD again ahead of its MAIL).
 """
 
 import os
@@ -287,7 +288,7 @@ class XforwardCommandTest(IntegrationTest):
             "MAIL FROM:<a@example.org>",
             "MAIL FROM:<a@example.org>",
         ])
-        lines = self.dg.wait_log(r"transaction ", count=2)
+        lines = self.dg.wait_log(r"\] transaction ", count=2)
         self.assertIn("client=192.0.2.7:4711", lines[0])
         self.assertIn("helo=spike.example", lines[0])
         self.assertRegex(lines[1], r"client=127\.0\.0\.1:\d+")  # the peer again
@@ -305,7 +306,7 @@ class XforwardCommandTest(IntegrationTest):
         self.assertEqual(replies[-1].code, 250)
         self.fake_mta.wait_for(1)
         self.assertFalse([l for l in self.fake_mta.commands() if l.startswith("XFORWARD")])
-        self.assertRegex(self.dg.wait_log(r"transaction ")[0], r"client=127\.0\.0\.2:\d+")
+        self.assertRegex(self.dg.wait_log(r"\] transaction ")[0], r"client=127\.0\.0\.2:\d+")
 
     def test_mta_without_pipelining_gets_mail_after_xforward_reply(self):
         ehlo = ["250-fake.example", "250-XFORWARD NAME ADDR HELO", "250 8BITMIME"]
@@ -340,6 +341,38 @@ class XforwardCommandTest(IntegrationTest):
         self.assertNotIn(b"MAIL", raw)
         self.assertEqual(self.fake_mta.messages(), [])
         self.dg.wait_log(r"downstream refused XFORWARD.*code=421")
+
+
+    def test_replay_to_a_fresh_connection_forwards_the_client_again(self):
+        # PRDR with a recipient whose profile refuses: the first downstream transaction is aborted
+        # and the message replayed to the others on a fresh connection, XFORWARD ahead of its MAIL
+        words = os.path.join(self.make_dir("words"), "words.txt")
+        with open(words, "w") as f:
+            f.write("forbidden phrase\n")
+        self.fake_mta = self.fake({"ehlo": XFORWARD_EHLO})
+        self.dg = self.dotgate(self.fake_mta.port, {
+            "smtp": {"xforward_from": ["127.0.0.1/32"]},
+            "policies": [{"type": "keywords", "lists": [{"path": words, "score": 10}]}],
+            "profiles": [{"name": "strict", "policies": ["keywords"]}, {"name": "lenient", "policies": []}],
+            "recipients": [{"match": "strict.example", "profile": "strict"},
+                           {"match": "lenient.example", "profile": "lenient"}]})
+        c = self.dg.client()
+        self.assertEqual(c.greeting().code, 220)
+        c.ehlo("mx.example")
+        self.assertEqual(c.converse("XFORWARD ADDR=192.0.2.7 PORT=4711 HELO=spike.example").code, 250)
+        self.assertEqual(c.converse("MAIL FROM:<a@example.org> PRDR").code, 250)
+        self.assertEqual(c.converse("RCPT TO:<x@strict.example>").code, 250)
+        self.assertEqual(c.converse("RCPT TO:<y@lenient.example>").code, 250)
+        self.assertEqual(c.converse("DATA").code, 354)
+        c.send(b"Subject: a forbidden phrase\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual([r.code for r in c.read_replies(4)], [353, 550, 250, 250])
+        (m,) = self.fake_mta.wait_for(1)
+        self.assertEqual(m["rcpts"], ["RCPT TO:<y@lenient.example>"])
+        replayed = self.fake_mta.commands(m["conn"])
+        self.assertEqual(replayed[1:3], ["XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.7 PORT=4711 HELO=spike.example "
+                                         "IDENT=[UNAVAILABLE] PROTO=[UNAVAILABLE] SOURCE=[UNAVAILABLE]",
+                                         "MAIL FROM:<a@example.org>"], replayed)
+        self.assertIn("client=192.0.2.7:4711", self.dg.wait_log(r"\] transaction ")[0])
 
 
 if __name__ == "__main__":
