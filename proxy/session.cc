@@ -8,6 +8,7 @@
 #include "lib/net/tls_stream.h"
 
 #include <cctype>
+#include <utility>
 
 #include "lib/log/log.h"
 #include "proxy/downstream_pool.h"
@@ -322,6 +323,13 @@ bool Session::check(const smtp::Command& cmd) {
     local_error(make_reply(replies::kRefusedAtGreeting));
     return false;
   }
+  // XFORWARD (session_identity.cc): answered here for a peer in smtp.xforward_from, 502 below for
+  // anyone else; what it forwarded ends with the transaction (RSET, as its dot) or a new HELO/EHLO.
+  if (cmd.verb == Verb::Xforward && xforward_trusted()) {
+    answer_xforward(cmd);
+    return false;
+  }
+  if (cmd.verb == Verb::Rset || cmd.verb == Verb::Helo || cmd.verb == Verb::Ehlo) forwarded_.reset();
   switch (cmd.verb) {
     case Verb::Mail:
       if (require_tls_ && !tls_started_) {
@@ -428,6 +436,8 @@ void Session::run_policy(ParkedCommand& parked) {
 // The proceed step: relay the command downstream and hold a slot for its reply.
 void Session::proceed(smtp::Command cmd) {
   using smtp::Verb;
+  // A forwarded client goes to the MTA ahead of its MAIL (session_identity.cc); the MAIL waits.
+  if (cmd.verb == Verb::Mail && !std::exchange(identity_forwarded_, false) && forward_identity(cmd)) return;
   PendingReply slot;
   slot.verb = cmd.verb;
   slot.from_downstream = true;

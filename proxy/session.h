@@ -53,6 +53,7 @@
 #include "lib/smtp/command.h"
 #include "lib/smtp/data_stream.h"
 #include "lib/smtp/ehlo.h"
+#include "lib/smtp/forwarded_client.h"
 #include "lib/lookup/profile_answer.h"
 #include "lib/metrics/proxy_protocol_metrics.h"
 #include "lib/proxyproto/proxy_header.h"
@@ -141,6 +142,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
     // comes back after a pipelined RSET or MAIL started another one must not change that one.
     std::uint64_t generation = 0;
     std::vector<smtp::Reply> preface;  // sent before `reply` (PRDR: 353 and one per recipient)
+    // An XFORWARD dotgate sent ahead of a MAIL (forward_identity): its reply is not the client's.
+    bool internal = false;
   };
 
   struct ParkedCommand {
@@ -251,6 +254,19 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // the MTA must hear it again on the new connection.
   void connect_downstream(bool replay);
   smtp::ClientIdentity client_identity() const;  // for XCLIENT
+  // The client's identity from XFORWARD (session_identity.cc). The connection's peer may send it
+  // when it is in smtp.xforward_from; then, until the transaction ends, the forwarded client is
+  // the client for the policies, the log line and the downstream.
+  bool xforward_trusted() const;
+  void answer_xforward(const smtp::Command& cmd);
+  std::string client_address() const;  // the Envelope's: forwarded, or peer_
+  std::string client_helo() const;      // the Envelope's: forwarded, or helo_name_
+  std::string peer_ip() const;          // the connection's peer, address alone
+  // MAIL with a forwarded client: XFORWARD ahead of it (an MTA that announces XFORWARD), or a
+  // fresh connection whose XCLIENT names it (downstream.xclient). True: `cmd` is parked again
+  // behind that, and goes when its turn comes.
+  bool forward_identity(smtp::Command& cmd);
+  void identity_reply(PendingReply& slot, const smtp::Reply& reply);
   bool retire_downstream();  // QUIT: the pool says QUIT to the MTA and closes, or keeps it (max_sessions)
   void answer_from_speculation(smtp::Command cmd, smtp::Reply reply);
   void on_command_reply(PendingReply& slot, smtp::Reply reply);
@@ -280,7 +296,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // A transaction's log line as plain fields, moved out of the transaction: its JSON is built
   // when the line is written, after the client's reply, and not at all when info is off.
   struct TransactionRecord {
-    std::string queue_id, helo, from, reply;
+    std::string queue_id, client, helo, from, reply;
     std::vector<std::pair<std::string, int>> rcpts;  // address, reply code
     std::vector<PolicyLogEntry> policies;
     bool deadline_passed = false;
@@ -351,11 +367,14 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   std::string proxied_by_;
   std::string helo_name_;
   smtp::Verb helo_verb_ = smtp::Verb::Unknown;
+  smtp::ForwardedClient forwarded_;  // XFORWARD from a trusted peer, until the transaction ends
+  bool identity_forwarded_ = false;   // the parked MAIL went through forward_identity() already
   Transaction tx_;
   std::uint64_t tx_generation_ = 0;  // counts reset_transaction(): which transaction tx_ is
   struct Replay {
     bool active = false;
-    std::vector<std::string> commands;  // MAIL, RCPTs, DATA, each with CRLF
+    std::vector<std::string> commands;  // [XFORWARD...], MAIL, RCPTs, DATA, each with CRLF
+    std::size_t identity_lines = 0;     // the XFORWARD commands in front (session_identity.cc)
     std::size_t sent = 0;
     std::size_t answered = 0;
     std::string message;  // the edited message, wire form, with the final ".\r\n"

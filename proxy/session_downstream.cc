@@ -18,7 +18,12 @@ void Session::connect_downstream(bool replay) {
   // The client waits for its greeting only at the very start; later connections are greeted for
   // the next transaction (or its replay), and their greeting must be a 2xx.
   plan.relay_greeting = state_ == State::Greeting;
-  if (replay) plan.hello = std::string(smtp::verb_name(helo_verb_)) + " " + helo_name_;
+  if (replay) {
+    // XCLIENT for a forwarded client (session_identity.cc): its HELO, not the peer's, as Postfix's
+    // smtpd would otherwise take the replayed name for the client's.
+    bool forwarded_helo = config_.downstream.xclient && !forwarded_.helo().empty();
+    plan.hello = std::string(smtp::verb_name(helo_verb_)) + " " + (forwarded_helo ? forwarded_.helo() : helo_name_);
+  }
   using Tls = smtp::Handshake::Plan::Tls;
   switch (config_.downstream.starttls) {
     case config::DownstreamStartTls::Off: plan.starttls = Tls::Off; break;
@@ -34,6 +39,17 @@ void Session::connect_downstream(bool replay) {
 // reverse lookup, and without NAME the MTA would keep dotgate's own name for the client.
 smtp::ClientIdentity Session::client_identity() const {
   smtp::ClientIdentity who;
+  if (forwarded_.active()) {
+    // What the peer forwarded (XFORWARD), never mixed with the peer's own attributes: the
+    // destination the client reached is the peer's business, not dotgate's listener.
+    const smtp::ClientIdentity& f = *forwarded_.attributes();
+    who.name = f.name;
+    who.addr = f.addr;
+    who.port = f.port;
+    who.helo = f.helo;
+    who.proto = f.proto;
+    return who;
+  }
   auto split = [](const std::string& name, std::optional<std::string>& addr, std::optional<std::string>& port) {
     std::size_t colon = name.rfind(':');
     if (colon == std::string::npos) return;
@@ -194,6 +210,7 @@ void Session::abort_downstream() {
 
 void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
   using smtp::Verb;
+  if (slot.internal) return identity_reply(slot, reply);  // dotgate's XFORWARD: not the client's
   slot.ready = true;
   if (slot.is_dot) {
     if (!smtp::reply_allowed(smtp::ReplyContext::DataEnd, reply)) {
@@ -236,6 +253,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
         offer.auth_passthrough = config_.smtp.auth_passthrough;
         offer.prdr = true;  // dotgate answers per recipient itself, whatever the MTA can do
         offer.starttls = listener_tls_ == config::ListenerTls::StartTls && !tls_started_ && runtime_->server_tls;
+        offer.xforward = xforward_trusted();  // the Postfix in front (smtp.xforward_from) alone
         slot.reply = runtime_->replies.rewrite_ehlo(reply, offer);
         return;
       }

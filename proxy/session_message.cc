@@ -126,8 +126,8 @@ void Session::keep_message(policy::Verdict verdict, std::function<void(policy::V
   }
   quarantine::Record record;
   record.id = quarantine::Quarantine::make_id();
-  record.client = peer_;
-  record.helo = helo_name_;
+  record.client = client_address();  // the forwarded client's, when XFORWARD named one
+  record.helo = client_helo();
   record.sender = tx_.mail_from;
   record.recipients = recipients.empty() ? tx_.recipients : std::move(recipients);
   record.size = data_stream_.message_size();
@@ -156,8 +156,8 @@ void Session::keep_message(policy::Verdict verdict, std::function<void(policy::V
 
 policy::Envelope Session::envelope() const {
   policy::Envelope env;
-  env.client_address = peer_;
-  env.helo = helo_name_;
+  env.client_address = client_address();  // the forwarded client's, when XFORWARD named one
+  env.helo = client_helo();
   env.mail_from = tx_.mail_from;
   env.mail_params = tx_.mail_params;
   env.recipients = tx_.recipients;
@@ -196,7 +196,7 @@ void Session::write_transaction_log(const TransactionRecord& record) const {
   // Written in place (log/line.h), keys in the order the line always had (sorted, as a json
   // object's std::map gave them): the line is per message and on the loop.
   log::Line line = log::start_line(spdlog::level::info, "transaction");
-  line.str("client", peer_).num("duration_ms", record.duration_ms).str("from", record.from).str("helo", record.helo);
+  line.str("client", record.client).num("duration_ms", record.duration_ms).str("from", record.from).str("helo", record.helo);
   line.str("outcome", record.outcome);
   // An array of objects, each with its keys sorted as well.
   std::string& policies = line.json("policies");
@@ -279,7 +279,8 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   }
   record.deadline_passed = deadline_passed_;
   record.queue_id = std::move(tx_.queue_id);
-  record.helo = helo_name_;
+  record.client = forwarded_.active() && client_address().empty() ? "unknown" : client_address();
+  record.helo = client_helo();
   record.from = std::move(tx_.mail_from);
   record.size = data_stream_.message_size();
   record.outcome = kNames[o];
@@ -290,6 +291,7 @@ void Session::finish_transaction(policy::Outcome outcome, const smtp::Reply& rep
   else
     write_transaction_log(record);
   reset_transaction();
+  forwarded_.reset();  // XFORWARD_README: the attributes last until the transaction's end
 }
 
 }  // namespace dotgate::proxy

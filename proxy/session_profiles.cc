@@ -108,12 +108,13 @@ void Session::cancel_lookup() {
 }
 
 std::string Session::client_ip() const {
-  // peer_ is "192.0.2.1:port" or "[2001:db8::1]:port".
-  if (!peer_.empty() && peer_.front() == '[') return peer_.substr(1, peer_.find(']') - 1);
-  return peer_.substr(0, peer_.rfind(':'));
+  // "192.0.2.1:port", "[2001:db8::1]:port", or (forwarded, PORT unknown) without the port.
+  std::string a = client_address();
+  if (!a.empty() && a.front() == '[') return a.substr(1, a.find(']') - 1);
+  return a.substr(0, a.rfind(':'));
 }
 
-bool Session::never_defer() const { return config_.profiles.split.never_defer.matches(client_ip(), helo_name_); }
+bool Session::never_defer() const { return config_.profiles.split.never_defer.matches(client_ip(), client_helo()); }
 
 bool Session::defer_recipient(const smtp::Command& cmd) {
   if (!config_.profiles.enabled()) return false;
@@ -125,7 +126,7 @@ bool Session::defer_recipient(const smtp::Command& cmd) {
     tx_.profile = profile;
   } else if (action == config::SplitAction::Defer) {
     const auto& split = config_.profiles.split;
-    int code = split.code_for(client_ip(), helo_name_);
+    int code = split.code_for(client_ip(), client_helo());
     queue_local(smtp::Reply::make(code, "4.5.3", split.text));
     tx_.recipient_replies.emplace_back(cmd.address, code);
     counters_.add(counters_.recipients_deferred);

@@ -38,6 +38,14 @@ void Session::start_replay(const policy::MessageEdit& edit, const std::vector<st
 }
 
 void Session::send_replay_commands() {
+  if (replay_.sent == 0 && replay_.identity_lines == 0 && forwarded_.active() && link_.capabilities().xforward &&
+      !link_.identity_sent()) {
+    // The forwarded client for the fresh connection's MTA too, as before the first MAIL.
+    auto lines = smtp::build_xforward(*forwarded_.attributes(), link_.capabilities().xforward_attributes);
+    for (auto& line : lines) line += "\r\n";
+    replay_.commands.insert(replay_.commands.begin(), lines.begin(), lines.end());
+    replay_.identity_lines = lines.size();
+  }
   // With PIPELINING all of them at once (RFC 2920: DATA may end the group); else one at a time.
   while (replay_.sent < replay_.commands.size()) {
     link_.send_command(replay_.commands[replay_.sent++]);
@@ -48,6 +56,13 @@ void Session::send_replay_commands() {
 void Session::on_replay_reply(smtp::Reply reply) {
   std::size_t index = replay_.answered++;
   bool is_data = index + 1 == replay_.commands.size();
+  if (index < replay_.identity_lines) {
+    // XFORWARD: the MTA's log, not the message, depends on it (identity_reply).
+    if (reply.klass() != 2) log::warn("downstream refused XFORWARD", {{"client", peer_}, {"code", reply.code}});
+    if (!link_.pipelining() && replay_.sent < replay_.commands.size()) send_replay_commands();
+    return;
+  }
+  index -= replay_.identity_lines;
   bool ok = is_data ? reply.code == 354 : reply.klass() == 2;
   if (!ok) {
     std::string what = index == 0 ? "MAIL" : is_data ? "DATA" : "RCPT";

@@ -27,6 +27,7 @@ void Session::flush_replies() {
   while (!pending_.empty() && pending_.front().ready && state_ != State::Closing) {
     PendingReply slot = std::move(pending_.front());
     pending_.pop_front();
+    if (slot.internal) continue;  // the MTA's reply to dotgate's own XFORWARD
     for (const auto& r : slot.preface) send_reply(r);
     send_reply(slot.reply);
     if (slot.close_after) {

@@ -197,6 +197,19 @@ void read_smtp(Node& node, SmtpConfig& smtp) {
     smtp.vrfy = code == 252 ? VrfyMode::Reply252 : VrfyMode::Reply502;
   }
   if (auto n = node.member("auth_passthrough")) smtp.auth_passthrough = n->as_bool();
+  if (auto n = node.member("xforward_from")) {
+    // Each entry a network ("127.0.0.1/32", "::1"): whoever is in it may rewrite the audit trail.
+    n->expect_array();
+    // A handful of filter hosts; a bound keeps a generated list from making every EHLO a long scan.
+    if (n->value().size() > 256) n->fail("at most 256 networks");
+    for (std::size_t i = 0; i < n->value().size(); ++i) {
+      Node e = n->element(i);
+      Network net;
+      std::string error = parse_network(e.as_string(), net);
+      if (!error.empty()) e.fail(error);
+      smtp.xforward_from.networks.push_back(net);
+    }
+  }
   node.done();
 }
 

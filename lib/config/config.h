@@ -126,6 +126,11 @@ struct SmtpConfig {
   std::size_t max_errors = 20;                          // bad commands per session; past it 421
   VrfyMode vrfy = VrfyMode::Reply252;
   bool auth_passthrough = false;
+  // Clients that may tell dotgate who the real client is with XFORWARD (Postfix's
+  // XFORWARD_README; the Postfix in front of dotgate as its smtpd_proxy_filter): only to them is
+  // XFORWARD announced and accepted, and their attributes become the client's identity for the
+  // policies, the logs and the downstream. Empty (the default): nobody; XFORWARD gets 502.
+  TrustedNetworks xforward_from;
 };
 
 struct SpoolConfig {

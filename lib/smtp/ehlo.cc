@@ -2,9 +2,10 @@
 //
 // Called by the Session when the downstream answers EHLO positively. Pure; owns nothing. Why each
 // extension is kept or dropped is written in ehlo.h; the order of the rebuilt list is fixed (name,
-// PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN, ENHANCEDSTATUSCODES, AUTH, PRDR) so tests and clients
-// see one stable form whatever order the MTA used.
+// PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN, ENHANCEDSTATUSCODES, AUTH, PRDR, XFORWARD) so tests
+// and clients see one stable form whatever order the MTA used.
 #include "lib/smtp/ehlo.h"
+#include "lib/smtp/forwarded_client.h"
 
 #include <algorithm>
 #include <string_view>
@@ -146,6 +147,7 @@ Reply rewrite_ehlo(const Reply& downstream, const EhloOffer& offer) {
   }
   if (offer.prdr) reply.lines.emplace_back("PRDR");
   if (offer.starttls) reply.lines.emplace_back("STARTTLS");  // dotgate's own, never the MTA's
+  if (offer.xforward) reply.lines.emplace_back(kXforwardOffer);
   return reply;
 }
 

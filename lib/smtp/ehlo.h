@@ -5,7 +5,8 @@
 // SMTPUTF8, ENHANCEDSTATUSCODES (always: dotgate's own replies carry enhanced codes), DSN; AUTH only
 // when configured; PRDR when configured. CHUNKING/BINARYMIME (BDAT bypasses the dot we hold),
 // STARTTLS (until dotgate terminates TLS), XCLIENT/XFORWARD (they would let a client forge its
-// identity to the MTA) and unknown keywords are dropped.
+// identity to the MTA) and unknown keywords are dropped; dotgate announces its own XFORWARD to a
+// client it trusts with it (EhloOffer::xforward).
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,9 @@ struct EhloOffer {
   // from the enhanced_codes built-in, unless it is switched off: then only if the MTA offers it).
   bool enhanced_status_codes = true;
   bool starttls = false;  // dotgate terminates TLS on this listener, and it is not on yet (RFC 3207)
+  // Announce XFORWARD (forwarded_client.h: kXforwardOffer) to a client in smtp.xforward_from:
+  // dotgate's own, never the MTA's line (the MTA's XFORWARD is dotgate's to use).
+  bool xforward = false;
 };
 
 // Builds the reply the client sees from the downstream's positive EHLO reply. The first line

@@ -75,8 +75,20 @@ Handshake::Output Handshake::feed(Reply reply) {
       return out;
     case Step::Xclient:
       if (reply.klass() != 2) {
-        std::string why = "XCLIENT refused: " + std::to_string(reply.code);
-        return fail(std::move(out), std::move(why), std::move(reply));
+        // Postfix refuses XCLIENT with 501, 503 or 550. After an accepted one it greets the real
+        // client afresh, and that greeting may be its refusal of that client (421 too many
+        // connections from it; 554 from smtpd_client_restrictions with smtpd_delay_reject=no):
+        // the client's to hear, as it would have heard it connecting to the MTA itself.
+        bool greets_client = xclient_next_ == xclient_lines_.size() && (reply.code == 421 || reply.code == 554);
+        if (!greets_client || !plan_.relay_greeting || greeting_handed_) {
+          std::string why = "XCLIENT refused: " + std::to_string(reply.code);
+          return fail(std::move(out), std::move(why), std::move(reply));
+        }
+        identity_done_ = true;
+        identity_sent_ = true;
+        out.greeting = std::move(reply);
+        greeting_handed_ = true;
+        return ready(std::move(out));
       }
       if (xclient_next_ < xclient_lines_.size()) {
         out.send = xclient_lines_[xclient_next_++] + "\r\n";

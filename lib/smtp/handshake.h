@@ -11,9 +11,12 @@
 //                  a pooled connection's), then XCLIENT with the real client's attributes when the
 //                  MTA announces it (Postfix's XCLIENT_README). Each XCLIENT is answered 220: the
 //                  MTA starts over as if the real client had connected, and that 220 is the greeting
-//                  a waiting client gets (the MTA's word on the real client, not on dotgate). A
-//                  refused XCLIENT fails the connection: an MTA that takes dotgate for the client
-//                  may trust it (mynetworks) where it must not trust the internet. An MTA that does
+//                  a waiting client gets (the MTA's word on the real client, not on dotgate), and
+//                  so is a 421 or 554 there (Postfix greets the real client with its refusal: too
+//                  many connections, smtpd_client_restrictions with smtpd_delay_reject=no). A
+//                  refused XCLIENT (501, 503, 550; a 421/554 that no client waits for) fails the
+//                  connection: an MTA that takes dotgate for the client may trust it (mynetworks)
+//                  where it must not trust the internet. An MTA that does
 //                  not announce XCLIENT gets none; the handshake goes on.
 //                  The caller fills plan.xclient; build_xclient (xclient.h) words it for what
 //                  the MTA announced.

@@ -44,6 +44,12 @@ seed reply_template_fuzz groups '\015<$1> $$ ${2}x\000550 5.1.1 no\000mx.example
 seed reply_template_fuzz replies '\002$0220-mx.example ESMTP\r\n220 Postfix\r\n550 no such user\r\n354 go\r\n250-mx\r\n250 SIZE\r\n'
 seed reply_template_fuzz domain '\017mail.example $0550-5.7.1 a\r\n550 b\r\n521 x\r\n250 ok\r\n'
 
+# xforward_fuzz: flags (bit i: command i inside a transaction; 0xff: reset after each), then
+# LF-separated XFORWARD arguments.
+seed xforward_fuzz postfix '\000NAME=spike.example ADDR=168.100.189.2 PORT=4711\nHELO=spike.example IDENT=Q1 PROTO=ESMTP SOURCE=REMOTE\n'
+seed xforward_fuzz odd '\002ADDR=IPV6:2001:db8::1 PORT=[unavailable]\nHELO=a+20b+0D+0A NAME=x\nADDR=999.1.1.1\n\nFOO=bar\n'
+seed xforward_fuzz reset '\377ADDR=192.0.2.7\nPORT=25\n'
+
 # tls_record_fuzz: mode (0 first flight, 1 mid-handshake, 2 after it, 3 client side, 4 plaintext),
 # piece size, then bytes.
 seed tls_record_fuzz hello '\000\000\026\003\001\000\005\001\000\000\001\003'
@@ -67,7 +73,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz tls_record_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz tls_record_fuzz xforward_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"

@@ -13,13 +13,25 @@ what the client saw and what smtp-sink got: a message through with its content i
 refusal at the dot (the client gets a 5xx, the sink nothing, and the next transaction in the same
 session goes through), a SIZE= refusal (the client's RCPT reply), BDAT, the recipient split
 (451 4.5.3 reaches the client through Postfix), a pipelining client, and a dead downstream (a 4xx,
-never a 250). Needs root (a private Postfix instance); skips with the reason otherwise.
+never a 250).
+
+XFORWARD end to end (XforwardFilterTest): the client bound to 127.0.0.2 → the Postfix in front →
+dotgate (smtp.xforward_from = 127.0.0.1, so it announces XFORWARD and Postfix's proxy sends the
+client's attributes) → a second Postfix, the after-filter smtpd (smtpd_authorized_xforward_hosts =
+127.0.0.0/8) → smtp-sink. The after-filter logs the real client (its client= line, its
+Received: header) and dotgate's policies saw it (the http policy's request headers, the
+transaction log line); with 127.0.0.1 not in xforward_from nothing is forwarded and both see
+127.0.0.1. Needs root (private Postfix instances); skips with the reason otherwise.
 """
 
+import os
+import re
 import smtplib
+import socket
 import time
 
-from harness import IntegrationTest, free_port, main, sink_form, stuff, wait_listening
+from harness import (IntegrationTest, ScriptedHttpService, free_port, main, sink_form, stuff, wait_listening,
+                     wait_until)
 from postfix_client import Postfix, skip_unless_postfix
 
 SENDER = "sender@example.org"
@@ -190,6 +202,124 @@ class PostfixFilterTest(IntegrationTest):
         self.assertEqual(reply.code // 100, 4, reply.raw)
         self.assertNotEqual(c.converse("DATA").code, 354)
         self.assertIn('rejected "connection request": "421 4.4.0', self.postfix.maillog())
+
+class Webhook(ScriptedHttpService):
+    """webhook.py as an http policy that accepts everything: what dotgate's policies were told."""
+    name = "webhook"
+    program = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webhook.py")
+    path = "/verdict"
+
+    def __init__(self, tc):
+        super().__init__(tc, {"mode": "json", "response": {"action": "accept"}})
+
+
+class XforwardFilterTest(IntegrationTest):
+
+    def setUp(self):
+        super().setUp()
+        skip_unless_postfix(self)
+
+    def deploy(self, xforward_from, xclient=False):
+        """smtp-sink ◄ after-filter Postfix ◄ dotgate (an http policy) ◄ the Postfix in front.
+        `xclient`: dotgate says XCLIENT to the after-filter, which authorises it."""
+        self.final = self.sink()
+        after_port = free_port()
+        after_main = {"mynetworks": "127.0.0.0/8"}
+        if xclient:
+            after_main["smtpd_authorized_xclient_hosts"] = "127.0.0.1"
+        self.after = Postfix(self, self.final.port, hostname="after-filter.example", extra_main=after_main,
+                             smtpd=(after_port, {
+            "syslog_name": "postfix/after-filter",
+            "smtpd_authorized_xforward_hosts": "127.0.0.0/8",  # deploy/postfix/master.cf.snippet
+            "smtpd_relay_restrictions": "permit_mynetworks,reject",
+        })).start()
+        wait_listening(after_port, self.after.master)
+        self.hook = Webhook(self).start()
+        self.dg = self.dotgate(after_port, {"smtp": {"xforward_from": xforward_from},
+                                            "downstream": {"xclient": xclient},
+                                            "policies": [{"type": "http", "url": self.hook.url(), "timeout": 5}]})
+        port = free_port()
+        self.front = Postfix(self, self.dg.port, hostname="mx.example", extra_main={
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_peername_lookup": "no",  # no DNS here: the client's name is "unknown"
+        }, smtpd=(port, {
+            "smtpd_proxy_filter": "127.0.0.1:%d" % self.dg.port,
+            "smtpd_proxy_timeout": "30s",
+            "smtpd_relay_restrictions": "permit_mynetworks,reject",
+        })).start()
+        wait_listening(port, self.front.master)
+        return port
+
+    def send_from(self, source, port):
+        s = smtplib.SMTP(timeout=30, source_address=(source, 0))
+        self.addCleanup(s.close)
+        s.connect("127.0.0.1", port)
+        s.ehlo("client.example")
+        refused = s.sendmail("sender@example.org", ["a@example.net"], MESSAGE)
+        self.assertEqual(refused, {})
+        s.quit()
+
+    def after_clients(self):
+        """What the after-filter's smtpd logged of each message it queued (qmgr took it):
+        "client=NAME[ADDR]", and ", orig_client=NAME[ADDR]" when XFORWARD named another client."""
+        log = self.after.maillog()
+        queued = set(re.findall(r"qmgr\[\d+\]: (\w+): from=", log))
+        return [c for q, c in re.findall(r"after-filter/smtpd\[\d+\]: (\w+): (client=.*)", log) if q in queued]
+
+    def policy_saw(self):
+        wait_until(lambda: self.hook.requests(), 10, what="the http policy's request")
+        (r,) = self.hook.requests()
+        h = {n.lower(): v for n, v in r["headers"]}
+        return h.get("x-dotgate-client-address", ""), h.get("x-dotgate-helo", "")
+
+    def test_after_filter_logs_the_real_client_and_policies_saw_it(self):
+        port = self.deploy(["127.0.0.1/32"])
+        self.send_from("127.0.0.2", port)
+        (m,) = self.final.wait_for(1, 20)
+        wait_until(lambda: self.after_clients(), 10, what="the after-filter's client= line")
+        # Postfix 3.7: the connection's client, then the one XFORWARD named
+        self.assertEqual(self.after_clients(), ["client=localhost[127.0.0.1], orig_client=unknown[127.0.0.2]"],
+                         self.after.maillog())
+        # the after-filter's Received: line names the client's HELO and address (XFORWARD's HELO, ADDR)
+        self.assertIn(b"from client.example (unknown [127.0.0.2])", b" ".join(m.content.split()))
+        self.assertTrue(m.content.endswith(sink_form(MESSAGE)), m.content)
+        self.assertIn("xforward=", self.after.maillog())  # dotgate sent it: smtpd counts the command
+        # dotgate's policies: the http policy's request, and the transaction line
+        address, helo = self.policy_saw()
+        self.assertRegex(address, r"^127\.0\.0\.2:\d+$")
+        self.assertEqual(helo, "client.example")
+        (line,) = self.dg.wait_log(r"\] transaction ")
+        self.assertRegex(line, r"client=127\.0\.0\.2:\d+")
+        self.assertIn("helo=client.example", line)
+
+    def test_forwarded_client_goes_on_as_xclient(self):
+        # downstream.xclient: the connection dotgate opened for the Postfix in front said XCLIENT
+        # for 127.0.0.1; at MAIL a fresh one says XCLIENT for the forwarded client
+        port = self.deploy(["127.0.0.1/32"], xclient=True)
+        self.send_from("127.0.0.2", port)
+        (m,) = self.final.wait_for(1, 20)
+        wait_until(lambda: self.after_clients(), 10, what="the after-filter's client= line")
+        self.assertEqual(self.after_clients(), ["client=unknown[127.0.0.2]"], self.after.maillog())
+        # the forwarded HELO, replayed after XCLIENT on the fresh connection
+        self.assertIn(b"from client.example (unknown [127.0.0.2])", b" ".join(m.content.split()))
+        self.assertNotIn("xforward=", self.after.maillog())
+        disconnects = re.findall(r"disconnect from (\S+) (.*)", self.after.maillog())
+        self.assertIn("unknown[127.0.0.2]", [who for who, _ in disconnects], disconnects)
+        address, helo = self.policy_saw()
+        self.assertRegex(address, r"^127\.0\.0\.2:\d+$")
+
+    def test_front_not_in_xforward_from_forwards_nothing(self):
+        port = self.deploy(["192.0.2.0/24"])
+        self.send_from("127.0.0.2", port)
+        self.final.wait_for(1, 20)
+        wait_until(lambda: self.after_clients(), 10, what="the after-filter's client= line")
+        self.assertEqual(self.after_clients(), ["client=localhost[127.0.0.1]"], self.after.maillog())
+        self.assertNotIn("xforward=", self.after.maillog())
+        address, helo = self.policy_saw()
+        self.assertRegex(address, r"^127\.0\.0\.1:\d+$")
+        self.assertEqual(helo, "mx.example")  # the Postfix proxy's own EHLO ($myhostname)
+        self.dg.wait_log(r"\] transaction .*client=127\.0\.0\.1:")
+
 
 if __name__ == "__main__":
     main()

@@ -219,6 +219,53 @@ TEST_CASE("XCLIENT refused: failed (an MTA that takes dotgate for the client may
   CHECK_FALSE(out.greeting);  // the client hears dotgate's 421, not this
 }
 
+TEST_CASE("XCLIENT answered 421 or 554: the MTA's greeting for the real client, the waiting client's to hear") {
+  for (int code : {421, 554}) {
+    CAPTURE(code);
+    Handshake h(xclient_plan(true, ""));
+    h.feed(kGreeting);
+    h.feed(kEhloWithXclient);
+    auto out = h.feed(Reply::make(code, code == 421 ? "4.7.0" : "5.7.1", "<unknown[192.0.2.7]>: Client host rejected"));
+    CHECK_FALSE(out.failed);
+    REQUIRE(out.greeting);
+    CHECK(out.greeting->code == code);
+    CHECK(out.send.empty());
+    CHECK(out.ready);
+    CHECK(h.identity_sent());  // the MTA holds the real client: no other client on it
+  }
+}
+
+TEST_CASE("XCLIENT answered 554 on a reconnection (nobody waits for a greeting): failed") {
+  Handshake h(xclient_plan(false, "EHLO client.example"));
+  h.feed(kGreeting);
+  h.feed(kEhloWithXclient);
+  auto out = h.feed(Reply::make(554, "5.7.1", "Client host rejected"));
+  REQUIRE(out.failed);
+  CHECK(*out.failed == "XCLIENT refused: 554");
+  CHECK_FALSE(out.greeting);
+}
+
+TEST_CASE("XCLIENT in two commands: a 554 to the first is a refusal, to the last the client's greeting") {
+  Handshake::Plan p = xclient_plan(true, "");
+  p.xclient->helo = std::string(250, 'h');  // HELO and LOGIN do not fit in one 512-octet line
+  p.xclient->login = std::string(250, 'l');
+  const Reply ehlo{250, {"mx.example", "XCLIENT NAME ADDR PORT PROTO HELO LOGIN"}};
+  for (bool first : {true, false}) {
+    CAPTURE(first);
+    Handshake h(p);
+    h.feed(kGreeting);
+    auto out = h.feed(ehlo);
+    REQUIRE(out.send.rfind("XCLIENT HELO=", 0) == 0);
+    if (!first) {
+      out = h.feed(Reply::make(220, "", "mx.example ESMTP"));
+      REQUIRE(out.send.rfind("XCLIENT LOGIN=", 0) == 0);
+    }
+    out = h.feed(Reply::make(554, "5.7.1", "no"));
+    CHECK(out.failed.has_value() == first);
+    CHECK(out.greeting.has_value() == !first);
+  }
+}
+
 TEST_CASE("XCLIENT on a pooled connection whose EHLO is known: no EHLO of its own, XCLIENT at once") {
   Handshake h(xclient_plan(true, ""));
   auto out = h.resume({kGreeting, "EHLO pool.example", kEhloWithXclient});
