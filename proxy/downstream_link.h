@@ -117,7 +117,7 @@ class DownstreamLink final : public net::Stream::Events {
   std::size_t in_flight() const { return conn_.in_flight; }
   // XCLIENT went on this connection (accepted), naming xclient_identity().
   bool identity_sent() const { return conn_.handshake.identity_sent(); }
-  const std::optional<smtp::ClientIdentity>& xclient_identity() const { return conn_.handshake.plan().xclient; }
+  const smtp::ClientIdentity* xclient_identity() const { return conn_.handshake.plan().xclient.get(); }
   std::size_t queued_bytes() const { return stream_ ? stream_->queued_bytes() : 0; }
   bool parser_idle() const { return conn_.parser.idle(); }
 

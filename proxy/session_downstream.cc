@@ -30,7 +30,7 @@ void Session::connect_downstream(bool replay) {
     case config::DownstreamStartTls::Opportunistic: plan.starttls = Tls::Opportunistic; break;
     case config::DownstreamStartTls::Required: plan.starttls = Tls::Required; break;
   }
-  if (config_.downstream.xclient) plan.xclient = client_identity();
+  if (config_.downstream.xclient) plan.xclient = std::make_shared<const smtp::ClientIdentity>(client_identity());
   if (plan.xclient || plan.starttls != Tls::Off) plan.own_hello = "EHLO " + config_.smtp.hostname;
   link_.open(std::move(plan));
 }

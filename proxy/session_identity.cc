@@ -57,7 +57,7 @@ bool Session::forward_identity(smtp::Command& cmd) {
   };
   // Only at rest: a reconnection would lose the replies still owed on this connection.
   if (config_.downstream.xclient && link_.identity_sent() && link_.in_flight() == 0) {
-    if (link_.xclient_identity() == client_identity()) return false;
+    if (const smtp::ClientIdentity* sent = link_.xclient_identity(); sent && *sent == client_identity()) return false;
     // This connection's XCLIENT named someone else (the peer itself, or an earlier transaction's
     // forwarded client): a fresh one, XCLIENT first, the peer's EHLO replayed.
     log::debug("forwarded client: fresh downstream connection for its XCLIENT", {{"client", peer_}});

@@ -35,6 +35,7 @@
 // with the owner of the socket; the machine sees one complete reply at a time.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -49,7 +50,9 @@ class Handshake {
   struct Plan {
     bool relay_greeting = false;  // the client waits for this greeting: hand it over as it is
     std::string hello;            // "EHLO name" / "HELO name" (no CRLF) to say once greeted; "" none
-    std::optional<ClientIdentity> xclient;  // the real client, for an MTA that takes XCLIENT
+    // The real client, for an MTA that takes XCLIENT. Shared, not held by value: a plan lives as
+    // long as its connection, in every session, and most sessions never need it (~400 bytes).
+    std::shared_ptr<const ClientIdentity> xclient;
     std::string own_hello;                  // "EHLO <dotgate's name>": to learn the capabilities
     enum class Tls { Off, Opportunistic, Required };
     Tls starttls = Tls::Off;  // STARTTLS towards the MTA (downstream.starttls)

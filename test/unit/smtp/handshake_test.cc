@@ -163,7 +163,7 @@ Handshake::Plan xclient_plan(bool relay_greeting, std::string hello) {
   who.name = "[UNAVAILABLE]";
   who.addr = "192.0.2.7";
   who.port = "4711";
-  p.xclient = who;
+  p.xclient = std::make_shared<const ClientIdentity>(who);
   p.own_hello = "EHLO dotgate.example";
   return p;
 }
@@ -247,8 +247,10 @@ TEST_CASE("XCLIENT answered 554 on a reconnection (nobody waits for a greeting):
 
 TEST_CASE("XCLIENT in two commands: a 554 to the first is a refusal, to the last the client's greeting") {
   Handshake::Plan p = xclient_plan(true, "");
-  p.xclient->helo = std::string(250, 'h');  // HELO and LOGIN do not fit in one 512-octet line
-  p.xclient->login = std::string(250, 'l');
+  ClientIdentity who = *p.xclient;
+  who.helo = std::string(250, 'h');  // HELO and LOGIN do not fit in one 512-octet line
+  who.login = std::string(250, 'l');
+  p.xclient = std::make_shared<const ClientIdentity>(who);
   const Reply ehlo{250, {"mx.example", "XCLIENT NAME ADDR PORT PROTO HELO LOGIN"}};
   for (bool first : {true, false}) {
     CAPTURE(first);
@@ -308,7 +310,7 @@ TEST_CASE("STARTTLS then XCLIENT: the capabilities are learnt again under TLS be
   Handshake::Plan p = tls_plan(Handshake::Plan::Tls::Required);
   ClientIdentity who;
   who.addr = "192.0.2.7";
-  p.xclient = who;
+  p.xclient = std::make_shared<const ClientIdentity>(who);
   Handshake h(p);
   h.feed(kGreeting);
   h.feed(Reply{250, {"mx.example", "STARTTLS"}});  // XCLIENT announced only under TLS
