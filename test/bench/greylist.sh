@@ -57,7 +57,7 @@ DOTGATE=$BUILD/proxy/dotgate
 # shellcheck disable=SC2046  # pkg-config's flags are words
 c++ -std=c++20 -O3 -DNDEBUG -I"$ROOT" -I"$(meson_option "$BUILD" llhttp_include_dir)" test/bench/greylist_bench.cc \
   "$BUILD/policies/libpolicies.a" "$BUILD/lib/libdotgate_lib.a" "$BUILD/libllhttp.a" \
-  $(pkg-config --cflags --libs gmime-3.0 glib-2.0 libuv spdlog nlohmann_json lmdb hiredis) -pthread \
+  $(pkg-config --cflags --libs gmime-3.0 glib-2.0 libuv spdlog nlohmann_json lmdb hiredis libpcre2-8 openssl) -pthread \
   -o "$WORK/greylist_bench"
 
 echo "greylist benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), build $BUILD ($buildtype)," \
