@@ -33,7 +33,7 @@ PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdl
           node-llhttp libgmime-3.0-dev libsystemd-dev postfix swaks python3 python3-yaml rspamd clang
           libclang-rt-14-dev prometheus systemd
           liblmdb-dev libhiredis-dev redis-server libpcre2-dev libssl-dev openssl
-          libnet-ssleay-perl libio-socket-ssl-perl)
+          libnet-ssleay-perl libio-socket-ssl-perl haproxy)
 
 PASSED=0
 FAILED=0
