@@ -26,7 +26,10 @@ FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 STAGES=" ${STAGES:-tests asan fuzz} "
 
-# haproxy is only for test/bench/relay.sh, which is not part of the tests. libsystemd-dev: sd_notify
+# haproxy: test_proxy_protocol.py runs it in front of dotgate (relay.sh measures against it too).
+# liblmdb-dev, libhiredis-dev, redis-server: the state store and its tests; libpcre2-dev: reply
+# rewriting; libssl-dev, openssl, libnet-ssleay-perl, libio-socket-ssl-perl: TLS (swaks --tls).
+# libsystemd-dev: sd_notify
 # (the daemon links it). python3-yaml, prometheus (promtool) and systemd (systemd-analyze):
 # test_deploy.py reads the Kubernetes manifests, checks the alert rules and verifies the unit.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
