@@ -2,29 +2,22 @@
 // instances of one factory (the `http` webhook, `rspamd`), and kept between sessions.
 //
 // Who calls it: a policy instance, from its session's loop: acquire() on first use, release() once
-// (in its destructor) when it acquired. Who owns what: each Client is reference counted
-// (http::Client::retain/release). When the last instance on a loop lets go, the Client lingers
-// for `linger` with its idle keep-alive connections, so the next session on that worker (one
-// message per connection is what an MX mostly sees) reuses them instead of paying a new TCP
-// connection to the service per message; an acquire() in that time takes it back. The linger's
-// timer belongs to the loop; when it fires the Client is released and closes its connections.
-// A worker that shuts down calls release_lingering() on its loop thread first, so its loop ends
-// with nothing of ours open; from then on that thread lets Clients go at once. A registry
-// destroyed while Clients linger (a reload) leaves them to their timers.
-// The map is shared by worker threads (the factory is), so it is locked; a Client itself is only
-// ever touched from its own loop's thread.
+// (in its destructor) when it acquired. The per-loop sharing and the linger are net::LoopShare's:
+// when the last instance on a loop lets go, the Client lingers for `linger` with its idle
+// keep-alive connections, so the next session on that worker reuses them instead of paying a new
+// TCP connection to the service per message. The share holds the Client's one reference
+// (http::Client::retain/release); letting it go, once the linger ends, closes the Client's
+// connections (no instance is left then to wait for an answer). A worker that shuts down calls
+// net::LoopShare::release_lingering() on its loop thread first.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <utility>
 
 #include <uv.h>
 
 #include "lib/http/client.h"
+#include "lib/net/loop_share.h"
 
 namespace dotgate::policy {
 
@@ -33,39 +26,17 @@ class ClientRegistry {
   static constexpr std::chrono::milliseconds kDefaultLinger{60'000};
 
   ClientRegistry(http::Url url, std::size_t max_connections, std::chrono::milliseconds linger = kDefaultLinger);
-  ClientRegistry(const ClientRegistry&) = delete;
-  ClientRegistry& operator=(const ClientRegistry&) = delete;
 
   // The loop's Client, made on first use (or taken back from its linger); the caller must
   // release(loop) exactly once later.
-  http::Client* acquire(uv_loop_t* loop);
-  void release(uv_loop_t* loop);
-
-  // Every Client lingering on the calling thread's loop is released now, and later last
-  // releases on this thread do not linger. For a worker's shutdown, from its loop thread.
-  static void release_lingering();
+  http::Client* acquire(uv_loop_t* loop) { return share_.acquire(loop); }
+  void release(uv_loop_t* loop) { share_.release(loop); }
 
   // Clients lingering on any loop, for the tests.
-  std::size_t lingering() const;
+  std::size_t lingering() const { return share_.lingering(); }
 
  private:
-  struct Linger;
-  struct Entry {
-    http::Client* client = nullptr;
-    std::size_t users = 0;
-    Linger* linger = nullptr;  // set while no instance holds the client
-  };
-  struct State {
-    mutable std::mutex mutex;
-    std::map<uv_loop_t*, Entry> clients;
-  };
-  static void expire(Linger* linger);
-  static void close_linger(Linger* linger);
-
-  const http::Url url_;
-  const std::size_t max_connections_;
-  const std::chrono::milliseconds linger_;
-  std::shared_ptr<State> state_ = std::make_shared<State>();
+  net::LoopShareOf<http::Client> share_;
 };
 
 }  // namespace dotgate::policy

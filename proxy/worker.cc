@@ -2,8 +2,7 @@
 #include "proxy/worker.h"
 
 #include "lib/log/log.h"
-#include "lib/store/store.h"
-#include "policies/client_registry.h"
+#include "lib/net/loop_share.h"
 
 namespace dotgate::proxy {
 
@@ -69,9 +68,9 @@ void Worker::on_async(uv_async_t* async) {
   if (w->shutdown_requested_.load() && !w->shutting_down_) {
     w->shutting_down_ = true;
     w->draining_ = true;
-    // Verdict services' idle keep-alive connections must not keep this loop running.
-    policy::ClientRegistry::release_lingering();
-    store::StoreService::release_lingering();  // the state store's per-loop connections, likewise
+    // Idle keep-alive connections (webhook and rspamd clients, the state store's) must not keep
+    // this loop running.
+    net::LoopShare::release_lingering();
     w->close_listeners();
     w->pool_->shut_down();
     w->lookup_.reset();  // its client closes once the sessions still holding it have ended

@@ -17,8 +17,8 @@
 // An Error carries a short reason for metrics and logs ("timeout", "unavailable", "lmdb", ...);
 // what it means for mail is the caller's business (a policy's on_error).
 // When the last user of a loop's Store lets go it lingers (kDefaultLinger) so the next session on
-// that worker finds the connection (Redis) warm; a worker that shuts down calls
-// release_lingering() on its loop thread, so its loop ends with nothing of ours open.
+// that worker finds the connection (Redis) warm (net::LoopShare); a worker that shuts down calls
+// net::LoopShare::release_lingering() on its loop thread, so its loop ends with nothing of ours open.
 #pragma once
 
 #include <chrono>
@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "lib/config/store_config.h"
+#include "lib/net/loop_share.h"
 
 namespace dotgate::store {
 
@@ -83,31 +84,15 @@ class StoreService {
   // The loop's Store, made on first use (or taken back from its linger). From the loop's thread;
   // the caller must release(loop) exactly once later, from the same thread.
   Store* acquire(uv_loop_t* loop);
-  void release(uv_loop_t* loop);
+  void release(uv_loop_t* loop) { share_.release(loop); }
   virtual std::string_view backend() const = 0;  // "lmdb", "redis": the metrics' label
 
-  // Every Store lingering on the calling thread's loop closes now, and later last releases on
-  // this thread close at once. For a worker's shutdown, from its loop thread.
-  static void release_lingering();
-
  protected:
-  explicit StoreService(std::chrono::milliseconds linger) : linger_(linger) {}
+  explicit StoreService(std::chrono::milliseconds linger);
   virtual LoopStore* make_loop_store(uv_loop_t* loop) = 0;
 
  private:
-  struct Linger;
-  struct Entry {
-    LoopStore* store = nullptr;
-    std::size_t users = 0;
-    Linger* linger = nullptr;  // set while no user holds the store
-  };
-  struct State {
-    std::mutex mutex;
-    std::map<uv_loop_t*, Entry> stores;
-  };
-  static void expire(Linger* linger);
-  const std::chrono::milliseconds linger_;
-  std::shared_ptr<State> state_ = std::make_shared<State>();
+  net::LoopShareOf<LoopStore> share_;
 };
 
 // The process's service for `config` (made on first use, shared while anyone holds it). An

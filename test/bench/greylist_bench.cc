@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   double known = run.round("known");
   std::printf("RESULT %s known %.0f\n", backend.c_str(), known);
   run.sessions.clear();
-  store::StoreService::release_lingering();
+  net::LoopShare::release_lingering();
   gc.reset();
   while (uv_run(&loop, UV_RUN_NOWAIT) != 0) {}
   uv_loop_close(&loop);

@@ -74,7 +74,7 @@ TEST_CASE("client registry: release_lingering ends every linger of this thread a
     r2.release(&loop);
     CHECK(r1.lingering() == 1);
     CHECK(r2.lingering() == 1);
-    policy::ClientRegistry::release_lingering();
+    net::LoopShare::release_lingering();
     CHECK(r1.lingering() == 0);
     CHECK(r2.lingering() == 0);
     // From now on this thread lets go at once (a worker shutting down).

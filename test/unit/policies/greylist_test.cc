@@ -372,7 +372,7 @@ TEST_CASE("greylist policy on a loop with LMDB: new, early retry, passed after t
     store_test::run_until(&loop, [] { return false; }, 100ms);
     CHECK_FALSE(called);
   }
-  store::StoreService::release_lingering();
+  net::LoopShare::release_lingering();
   CHECK(store_test::loop_ends(&loop));
 }
 
@@ -397,7 +397,7 @@ TEST_CASE("greylist policy: a store that gives no answer follows on_error (accep
     v = ask_rcpt(&loop, q, envelope("192.0.2.1", "h", "a@b.example"), "c@d.example");
     CHECK(v.reply.serialize() == "451 4.3.0 Greylisting unavailable, try again later\r\n");
   }
-  store::StoreService::release_lingering();
+  net::LoopShare::release_lingering();
   CHECK(store_test::loop_ends(&loop));
 }
 

@@ -199,7 +199,7 @@ TEST_CASE("lmdb store: a lingering loop store is taken back; release_lingering c
     store::Store* b = service->acquire(&loop);
     CHECK(a == b);
     service->release(&loop);
-    store::StoreService::release_lingering();  // what a worker does at shutdown
+    net::LoopShare::release_lingering();  // what a worker does at shutdown
   }
   CHECK(store_test::loop_ends(&loop));
 }
