@@ -43,7 +43,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 
 from harness import SWAKS, Dotgate, IntegrationTest, LOOPBACK, main, parse_metrics, metric, wait_until
 from postfix_client import Postfix, skip_unless_postfix
@@ -260,6 +259,7 @@ class InlineApplianceTest(IntegrationTest):
         self.postfix = Postfix(
             self, 9, hostname="mta.example", netns=self.hosts.mta, smtpd_host=MTA_ADDR,
             # relayhost [127.0.0.1]:9 of the MTA host: never tried, the held messages stay
+            # mynetworks leaves the gateway out (the README's open relay warning)
             extra_main={"mynetworks": "127.0.0.0/8", "relay_domains": "example.test",
                         "smtpd_authorized_xclient_hosts": GW_MTA_SIDE, "inet_interfaces": "all",
                         # no reverse lookups: this host has no DNS (its packets die at the gateway)
