@@ -30,13 +30,13 @@ STAGES=" ${STAGES:-tests asan fuzz} "
 # liblmdb-dev, libhiredis-dev, redis-server: the state store and its tests; libpcre2-dev: reply
 # rewriting; libssl-dev, openssl, libnet-ssleay-perl, libio-socket-ssl-perl: TLS (swaks --tls).
 # libsystemd-dev: sd_notify
-# (the daemon links it). python3-yaml, prometheus (promtool) and systemd (systemd-analyze):
+# (the daemon links it). iproute2 (ip netns, veth): test_inline_appliance.py's three hosts. python3-yaml, prometheus (promtool) and systemd (systemd-analyze):
 # test_deploy.py reads the Kubernetes manifests, checks the alert rules and verifies the unit.
 PACKAGES=(meson ninja-build pkg-config g++ libuv1-dev nlohmann-json3-dev libspdlog-dev doctest-dev
           node-llhttp libgmime-3.0-dev libsystemd-dev postfix swaks python3 python3-yaml rspamd clang
           libclang-rt-14-dev prometheus systemd
           liblmdb-dev libhiredis-dev redis-server libpcre2-dev libssl-dev openssl
-          libnet-ssleay-perl libio-socket-ssl-perl haproxy)
+          libnet-ssleay-perl libio-socket-ssl-perl haproxy iproute2)
 
 PASSED=0
 FAILED=0

@@ -29,8 +29,14 @@ How it runs (the traps, measured):
   record, and there is no inet service in master.cf; with it, only on loopback. Several instances (parallel tests) share nothing but the
   `postfix` user: each has its own queue, sockets (queue/public, queue/private), data dir and
   syslog_name.
+- `netns=NAME` runs the master (and so every daemon it forks) inside that network namespace
+  (`ip netns exec NAME master ...`, which execs: the pid stays the master's), and `smtpd_host`
+  is the address its smtpd listens on there (default `host`): the MTA host of the inline appliance
+  test. postqueue, postcat and sendmail work from outside: they talk through the queue
+  directory's unix sockets, which no network namespace separates.
 """
 
+import json
 import os
 import pwd
 import grp
@@ -107,7 +113,8 @@ class Postfix:
     """One sending Postfix instance in a test dir, relaying everything to 127.0.0.1:<port>."""
 
     def __init__(self, tc, port, host=harness.LOOPBACK, minimal_backoff="2s", maximal_backoff="4s",
-                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None):
+                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None,
+                 smtpd_host=None, netns=None):
         self.tc = tc
         self.port = port
         self.host = host
@@ -153,6 +160,8 @@ class Postfix:
         # smtpd=(port, {option: value}): one smtpd listening on host:port with those -o options
         # (the before-queue filter deployment: smtpd_proxy_filter=dotgate). Without it nothing listens.
         self.smtpd = smtpd
+        self.smtpd_host = smtpd_host or host
+        self.netns = netns  # run inside this network namespace (ip netns exec)
         self._write()
 
     def _write(self):
@@ -165,7 +174,7 @@ class Postfix:
             f.write(MASTER_CF)
             if self.smtpd:
                 port, options = self.smtpd
-                f.write("%s:%d inet n - n - 10 smtpd\n" % (self.host, port))
+                f.write("%s:%d inet n - n - 10 smtpd\n" % (self.smtpd_host, port))
                 for k, v in options.items():
                     f.write("  -o %s=%s\n" % (k, v))
         pw = pwd.getpwnam("postfix")
@@ -185,9 +194,10 @@ class Postfix:
 
     def start(self, timeout=harness.START_TIMEOUT):
         """master in the foreground, our child; ready when qmgr and pickup run (bounded)."""
-        self.master = self.tc.start_proc("postfix-master", ["env", "-i", "MAIL_CONFIG=" + self.conf,
-                                                            os.path.join(POSTFIX_DAEMON_DIR, "master"),
-                                                            "-c", self.conf, "-s"])
+        argv = ["env", "-i", "MAIL_CONFIG=" + self.conf, os.path.join(POSTFIX_DAEMON_DIR, "master"), "-c", self.conf, "-s"]
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
+        self.master = self.tc.start_proc("postfix-master", argv)
         self.tc.addCleanup(self.stop)  # runs before start_proc's own stop: graceful, then the group
         try:
             harness.wait_until(self._started, timeout, interval=0.05, what="Postfix master started")
@@ -238,6 +248,18 @@ class Postfix:
         p = subprocess.run(["postqueue", "-c", self.conf, "-j"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, env=self.env(), timeout=30)
         return re.findall(r'"queue_id":\s*"(\w+)"', p.stdout.decode("utf-8", "replace"))
+
+    def queued(self):
+        """postqueue -j: one dict per queued message (queue_name, queue_id, recipients, ...)."""
+        p = subprocess.run(["postqueue", "-c", self.conf, "-j"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, env=self.env(), timeout=30)
+        return [json.loads(l) for l in p.stdout.decode("utf-8", "replace").splitlines() if l.strip()]
+
+    def postcat(self, queue_id):
+        """postcat -q: a queued message's envelope, content and Postfix's own attributes, as text."""
+        p = subprocess.run(["postcat", "-c", self.conf, "-q", queue_id], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(), timeout=30)
+        return p.stdout.decode("utf-8", "replace")
 
     # -- what it did -------------------------------------------------------------------------
     def maillog(self):
