@@ -593,6 +593,30 @@ class ImplicitTlsRefusalTest(TlsCase):
         with smtplib.SMTP_SSL(LOOPBACK, dg.port, timeout=10, context=client_context()) as s:
             self.assertEqual(s.noop()[0], 250)
 
+    def proxied_tls(self, port, client_ip):
+        raw = socket.create_connection((LOOPBACK, port), timeout=10)
+        raw.sendall(("PROXY TCP4 %s 198.51.100.1 40000 465\r\n" % client_ip).encode())
+        tls = client_context().wrap_socket(raw)
+        self.addCleanup(tls.close)
+        tls.settimeout(10)
+        return tls
+
+    def test_behind_proxy_protocol_the_header_comes_first(self):
+        sink = self.sink()
+        dg = Dotgate(self, sink.port, {"tls": {"cert_file": self.cert, "key_file": self.key},
+                                       "smtp": {"hostname": "mx.test.example", "max_connections": 1}})
+        dg.config["listeners"][0].update({"tls": "implicit", "proxy_protocol": True,
+                                          "proxy_protocol_from": ["127.0.0.1"]})
+        dg.start()
+        first = self.proxied_tls(dg.port, "192.0.2.7")
+        self.assertTrue(first.recv(512).startswith(b"220 "))
+        second = self.proxied_tls(dg.port, "192.0.2.8")
+        self.assertTrue(second.recv(512).startswith(b"421 4.7.0 "))
+        self.assertEqual(second.recv(512), b"")
+        dg.wait_log(r"connection refused")
+        first.sendall(b"QUIT\r\n")
+        self.assertTrue(first.recv(512).startswith(b"221 "))
+
     def test_refusals_in_handshake_are_capped(self):
         # 64 refused connections that never shake hands hold the worker's refusal slots; the 65th
         # is closed at once without a reply, before its bound (a flood cannot buy handshakes).
