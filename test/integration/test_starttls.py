@@ -38,6 +38,7 @@ import subprocess
 import time
 
 import test_profiles as profiles_test
+import test_rspamd as rspamd_test
 from harness import Dotgate, IntegrationTest, LOOPBACK, main, metric, run_swaks, sink_form, stuff, wait_until
 
 MESSAGE = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: tls\r\nMessage-ID: <tls-1@example.org>\r\n"
@@ -481,6 +482,40 @@ class TraceHeaderReplayTest(TlsCase, profiles_test.ProfilesBase):
             field = self.assertOneTrace(m)
             ids.add(TLS_TRACE.match(field).group(6))
         self.assertEqual(len(ids), 2, "each transaction has its own id")
+
+
+class TraceHeaderRspamdTest(TlsCase):
+    """A real rspamd reads dotgate's field as a TLS hop (what its RCVD_TLS_LAST looks at), and
+    its milter header (a replay from the spool) leaves the field there once."""
+    rspamd = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rspamd = rspamd_test.RspamdServer().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.rspamd:
+            cls.rspamd.stop()
+
+    def test_rspamd_parses_esmtps(self):
+        sink = self.sink()
+        dg = self.tls_dotgate(sink.port, extra={"policies": [{"type": "rspamd", "url": self.rspamd.url(),
+                                                              "timeout": 10}]})
+        sent = rspamd_test.message("dotgate-received")
+        with smtplib.SMTP(LOOPBACK, dg.port, timeout=20) as s:
+            s.starttls(context=client_context())
+            s.ehlo("client.example")
+            s.sendmail("a@example.org", ["b@example.net"], sent)
+        got = sink.wait_for(1)[0].content
+        head = got.split(b"\n\n", 1)[0].decode("latin-1")
+        parsed = [l for l in head.split("\n") if l.startswith("X-Dotgate-Received:")]
+        self.assertEqual(parsed, ["X-Dotgate-Received: proto=esmtps ssl=true auth=false ip=127.0.0.1 "
+                                  "by=mx.test.example"])
+        # the milter header went on top by the replay; dotgate's field is there once, under it
+        self.assertEqual(head.count("Received: from"), 1, head)
+        self.assertIn("\nReceived: from client.example ([127.0.0.1])\n", "\n" + head)
+        self.assertEqual(got.split(b"\n\n", 1)[1], sink_form(sent).split(b"\n\n", 1)[1])
 
 
 class CertificateReloadTest(TlsCase):
