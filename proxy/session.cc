@@ -65,7 +65,7 @@ void Session::enter_state(State next) {
   state_ = next;
 }
 
-// ---- start and refuse --------------------------------------------------------------------------
+// ---- start --------------------------------------------------------------------------
 
 void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
   listener_ = &listener;
@@ -124,34 +124,6 @@ void Session::greet(std::string_view already_read) {
     if (state_ == State::Closing) return;
   }
   connect_downstream(false);
-}
-
-void Session::refuse(uv_stream_t* server, const config::Endpoint& listener, const ReplySpec& reply) {
-  auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
-  client_.reset(tcp);
-  counters_.add(counters_.connections_refused);
-  if (tcp->accept_from(server) != 0) {
-    close_all();
-    return;
-  }
-  peer_ = client_->peer_name();
-  log::info("connection refused", {{"client", peer_}, {"reply", reply.code}});
-  if (listener.tls == config::ListenerTls::Implicit && runtime_->server_tls) {
-    // A 421 in plain text is garbage to a client that starts with its ClientHello: the refusal
-    // goes over TLS (session_tls.cc), after the PROXY header where the listener expects one.
-    listener_ = &listener;
-    listener_tls_ = listener.tls;
-    refusal_ = &reply;
-    if (listener.proxy_protocol) {
-      local_ = tcp->local_name();
-      start_proxy_header();  // greet() once the header named the client, which refuses over TLS
-      return;
-    }
-    refuse_over_tls();
-    return;
-  }
-  send_reply(make_reply(reply));
-  close_all();
 }
 
 void Session::shut_down() {

@@ -100,7 +100,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // for longer than any session lives.
   void start(uv_stream_t* server, const config::Endpoint& listener);
   // Accepts, sends `reply` and closes: for connections over the limit or while draining. On an
-  // implicit TLS listener the reply goes over TLS, after the handshake (session_tls.cc).
+  // implicit TLS listener the reply goes over TLS, after the handshake (session_refusal.cc).
   void refuse(uv_stream_t* server, const config::Endpoint& listener, const ReplySpec& reply);
   // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
   void shut_down();
@@ -280,8 +280,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   void start_tls();  // the parked STARTTLS, once every earlier reply is out
   bool tls_active() const;
   std::string tls_summary() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS
-  // refuse() on an implicit TLS listener: the handshake, bounded, then refusal_ over TLS and the
-  // close. `already_read`: ciphertext read along with a PROXY header.
+  // refuse() on an implicit TLS listener (session_refusal.cc): the handshake, bounded, then
+  // refusal_ over TLS and the close. `already_read`: ciphertext read along with a PROXY header.
   void refuse_over_tls(std::string_view already_read = {});
   void end_tls_refusal();  // from close_all(): the worker's count of refusals in handshake
 

@@ -10,59 +10,12 @@
 //   - after the 220, what the client said before is forgotten: its EHLO (MAIL needs a new one,
 //     RFC 3207 4.2) and any transaction state;
 //   - the command timer bounds the handshake: a client that never finishes it times out.
-// And the refusals of an implicit TLS listener (max_connections, draining): as Postfix's smtpd
-// does in wrapper mode, the handshake first, then the 421 over TLS, so that the client can read
-// why and retries later instead of logging a TLS error. Each costs a handshake, which is what
-// the overload is short of: the handshake is bounded (min(command_timeout, 10 s)), and past
-// kMaxTlsRefusals refusals in handshake on one worker more are closed without a reply (Postfix
-// closes without one when its TLS handshake rate limit refuses).
-#include <algorithm>
-#include <chrono>
-
+// The refusals of an implicit TLS listener are in session_refusal.cc.
 #include "lib/log/log.h"
 #include "lib/net/tls_stream.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
-
-namespace {
-
-// A refused client on an implicit TLS listener holds ~15 KiB (TLS state) for its handshake's
-// length; a flood of connections must not turn that into unbounded memory. Per worker thread:
-// sessions never leave the loop (and the thread) that made them.
-constexpr std::size_t kMaxTlsRefusals = 64;
-thread_local std::size_t tls_refusals_in_handshake = 0;
-constexpr std::chrono::milliseconds kMaxRefusalHandshake{10'000};
-
-}  // namespace
-
-void Session::refuse_over_tls(std::string_view already_read) {
-  if (tls_refusals_in_handshake >= kMaxTlsRefusals) {
-    log::info("refused connection closed without a reply: too many refusals in TLS handshake",
-              {{"client", peer_}, {"in_handshake", tls_refusals_in_handshake}});
-    close_all();
-    return;
-  }
-  client_ = net::TlsStream::wrap(std::move(client_), runtime_->server_tls, net::TlsStream::Role::Server, this);
-  if (!client_) {
-    close_all();
-    return;
-  }
-  tls_started_ = true;
-  ++tls_refusals_in_handshake;
-  counted_tls_refusal_ = true;
-  client_->start_reading();
-  send_reply(make_reply(*refusal_));  // held by the TLS stream until the handshake is done
-  auto bound = std::min<std::chrono::milliseconds>(config_.smtp.command_timeout, kMaxRefusalHandshake);
-  client_timer_.arm(&Session::on_client_timer, static_cast<std::uint64_t>(bound.count()));
-  if (!already_read.empty()) static_cast<net::TlsStream*>(client_.get())->receive_early(already_read);
-}
-
-void Session::end_tls_refusal() {
-  if (!counted_tls_refusal_) return;
-  counted_tls_refusal_ = false;
-  --tls_refusals_in_handshake;
-}
 
 bool Session::check_starttls() {
   if (listener_tls_ != config::ListenerTls::StartTls || !runtime_->server_tls) {
