@@ -65,7 +65,7 @@ void Session::enter_state(State next) {
   state_ = next;
 }
 
-// ---- start and refuse --------------------------------------------------------------------------
+// ---- start --------------------------------------------------------------------------
 
 void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
   listener_ = &listener;
@@ -91,6 +91,10 @@ void Session::start(uv_stream_t* server, const config::Endpoint& listener) {
 }
 
 void Session::greet(std::string_view already_read) {
+  if (refusal_) {
+    refuse_over_tls(already_read);
+    return;
+  }
   link_.set_client(peer_);
   if (listener_tls_ == config::ListenerTls::Implicit) {
     if (!runtime_->server_tls) {  // cannot happen: the config check requires `tls` for it
@@ -122,20 +126,12 @@ void Session::greet(std::string_view already_read) {
   connect_downstream(false);
 }
 
-void Session::refuse(uv_stream_t* server, const ReplySpec& reply) {
-  auto* tcp = net::TcpConnection::create(host_.loop(), this, host_.read_buffer());
-  client_.reset(tcp);
-  counters_.add(counters_.connections_refused);
-  if (tcp->accept_from(server) == 0) {
-    peer_ = client_->peer_name();
-    log::info("connection refused", {{"client", peer_}, {"reply", reply.code}});
-    send_reply(make_reply(reply));
-  }
-  close_all();
-}
-
 void Session::shut_down() {
   if (state_ == State::Closing) return;
+  if (refusal_) {  // its refusal is the 421 already: no second one
+    close_all();
+    return;
+  }
   fail_session(replies::kShuttingDown, "shutting down");
 }
 
@@ -147,6 +143,7 @@ void Session::on_data(net::Stream&, std::string_view data) {
     on_proxy_header_data(data);
     return;
   }
+  if (refusal_) return;  // a refused client's commands are not read (its 421 says why)
   if (state_ == State::Greeting) {
     // RFC 5321 4.3.1: the client waits for the greeting. One that talks first is a spam bot or a
     // desynchronised peer; nothing it said can be trusted to line up with our replies.
@@ -167,6 +164,11 @@ void Session::on_end(net::Stream&, const net::StreamEnd& end) {
   if (state_ == State::Closing) return;
   if (state_ == State::ProxyHeader) {
     refuse_proxy_header(metrics::ProxyHeaderRefusal::Closed, end.clean() ? "eof" : end.detail);
+    return;
+  }
+  if (refusal_) {
+    log::debug("refused client gone", {{"client", peer_}, {"error", end.clean() ? "eof" : end.detail}});
+    close_all();
     return;
   }
   {
@@ -540,6 +542,11 @@ void Session::on_client_timer(uv_timer_t* t) {
     s->refuse_proxy_header(metrics::ProxyHeaderRefusal::Timeout, "no complete header in time");
     return;
   }
+  if (s->refusal_) {
+    log::info("refused client did not finish its TLS handshake in time", {{"client", s->peer_}});
+    s->close_all();  // its handshake never finished: nothing can be said to it
+    return;
+  }
   // Not the client's fault when it is waiting for us (a reply, a verdict): the downstream timer
   // and the verdict deadline bound those waits.
   bool waiting_for_us = s->state_ == State::Verdict || s->state_ == State::DotSent || s->state_ == State::Greeting ||
@@ -566,6 +573,7 @@ void Session::fail_session(const ReplySpec& spec, const std::string& reason) {
 
 void Session::close_all() {
   if (state_ == State::Closing) return;
+  end_tls_refusal();
   emit_deferred_log();
   enter_state(State::Closing);
   cancel_lookup();  // no answer may reach a session on its way out

@@ -99,8 +99,9 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // accepted (its TLS mode, its PROXY protocol settings), as opened at start; the worker keeps it
   // for longer than any session lives.
   void start(uv_stream_t* server, const config::Endpoint& listener);
-  // Accepts, sends `reply` and closes: for connections over the limit or while draining.
-  void refuse(uv_stream_t* server, const ReplySpec& reply);
+  // Accepts, sends `reply` and closes: for connections over the limit or while draining. On an
+  // implicit TLS listener the reply goes over TLS, after the handshake (session_refusal.cc).
+  void refuse(uv_stream_t* server, const config::Endpoint& listener, const ReplySpec& reply);
   // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
   void shut_down();
 
@@ -206,6 +207,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
                     std::vector<std::string> recipients = {});
   std::unique_ptr<policy::Chain> make_chain() const;
   void await_dot_reply();  // DotSent, and the slot the client's reply to its dot waits in
+  void prepend_trace_header();  // smtp.trace_header, at the downstream's 354
   // profiles, the split and PRDR (session_profiles.cc)
   std::string profile_of(const std::string& address) const;
   std::string rules_profile(const std::string& address) const;  // the config rules alone
@@ -278,6 +280,10 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   void start_tls();  // the parked STARTTLS, once every earlier reply is out
   bool tls_active() const;
   std::string tls_summary() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS
+  // refuse() on an implicit TLS listener (session_refusal.cc): the handshake, bounded, then
+  // refusal_ over TLS and the close. `already_read`: ciphertext read along with a PROXY header.
+  void refuse_over_tls(std::string_view already_read = {});
+  void end_tls_refusal();  // from close_all(): the worker's count of refusals in handshake
 
   // the PROXY protocol header (session_proxy_header.cc)
   void start_proxy_header();  // trusted peer: wait for the header; anyone else: closed
@@ -349,6 +355,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool in_pump_ = false;
   bool pump_again_ = false;
   bool auth_continuation_ = false;  // next client line answers a 334 (AUTH passthrough)
+  bool client_authenticated_ = false;  // the MTA answered 235 to the client's AUTH
   bool quit_ = false;
   bool client_ended_ = false;  // EOF from a client that waits for its last replies
   bool deadline_passed_ = false;  // this transaction's verdict came from the deadline
@@ -357,6 +364,8 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool require_tls_ = false;    // the listener's require_tls: 530 to MAIL before STARTTLS
   bool tls_started_ = false;    // STARTTLS answered 220 (or an implicit TLS listener)
   bool hello_after_tls_ = false;  // RFC 3207 4.2: after STARTTLS, what the client said before is forgotten
+  const ReplySpec* refusal_ = nullptr;  // refuse() over TLS: the reply it waits to send (a static table's)
+  bool counted_tls_refusal_ = false;    // counted in the worker's refusals in handshake
 
   std::string peer_;   // the client's address, "192.0.2.1:4321" / "[2001:db8::1]:4321"
   std::string local_;  // the address it connected to

@@ -286,6 +286,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       if (reply.code == 354) {
         data_stream_.reset();
         spool_->reset();
+        prepend_trace_header();
         slot.reply = runtime_->replies.rewrite(smtp::stage_for(slot.verb), std::move(reply));
         // The 354 leaves in flush_replies() right after this; the bytes that follow are the body.
         enter_state(State::Data);
@@ -295,6 +296,7 @@ void Session::on_command_reply(PendingReply& slot, smtp::Reply reply) {
       break;
     case Verb::Auth:
       barrier_ = false;
+      if (reply.code == 235) client_authenticated_ = true;  // RFC 4954: for the trace header's ESMTPA
       break;
     default:
       break;

@@ -3,15 +3,56 @@
 // summary log line, counters and the policies' `finished`). See session.h for the flow.
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
 #include "lib/log/log.h"
+#include "lib/net/tls_stream.h"
 #include "lib/quarantine/quarantine.h"
+#include "lib/smtp/received_header.h"
 #include "proxy/quarantine_writer.h"
 #include "proxy/session.h"
 
 namespace dotgate::proxy {
 
 // ---- DATA and the verdict ----------------------------------------------------------------------
+
+// smtp.trace_header: dotgate's Received field, written at the downstream's 354 before the
+// client's first body byte. It goes where the body goes: downstream and into the spool, so the
+// verdict services judge the message the MTA gets, and every replay of the spool (header edits,
+// PRDR with fewer recipients) carries it exactly once. It is not counted against
+// smtp.max_message_size (the client's bytes are; what it was promised in EHLO SIZE stays true),
+// nor in the log line's size. It is wire-safe by construction (received_header.h: folded,
+// CRLF, no line starting with '.'), so it bypasses the DataStream.
+void Session::prepend_trace_header() {
+  config::TraceHeader mode = config_.smtp.trace_header;
+  if (mode == config::TraceHeader::Off) return;
+  const net::TlsStream* tls = client_ ? net::TlsStream::of(*client_) : nullptr;
+  bool encrypted = tls && tls->handshake_done();
+  if (mode == config::TraceHeader::Tls && !encrypted) return;
+  // A client forwarded by XFORWARD came through the Postfix in front, which wrote this hop's
+  // Received itself; an intermediate proxy adds none (Postfix's smtpd does the same).
+  if (forwarded_.active()) return;
+  smtp::ReceivedFacts facts;
+  facts.helo = helo_name_;
+  facts.client_ip = client_ip();
+  facts.by = config_.smtp.hostname;
+  facts.esmtp = helo_verb_ != smtp::Verb::Helo;
+  facts.authenticated = client_authenticated_;
+  facts.queue_id = tx_.queue_id;
+  if (encrypted) {
+    tls::TlsFacts t = tls->facts();
+    facts.tls_version = std::move(t.version);
+    facts.tls_cipher = std::move(t.cipher);
+    facts.tls_cipher_iana = std::move(t.cipher_iana);
+    facts.tls_bits = t.bits;
+    facts.tls_alg_bits = t.alg_bits;
+  }
+  facts.unix_time = static_cast<std::int64_t>(std::time(nullptr));
+  std::string header = smtp::received_header(facts);
+  counters_.add(counters_.bytes[static_cast<int>(metrics::Direction::ClientToDownstream)], header.size());
+  spool_->append(header);
+  link_.send_body(header);
+}
 
 void Session::feed_data() {
   std::string_view input(client_in_.data() + client_pos_, client_in_.size() - client_pos_);

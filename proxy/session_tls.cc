@@ -10,6 +10,7 @@
 //   - after the 220, what the client said before is forgotten: its EHLO (MAIL needs a new one,
 //     RFC 3207 4.2) and any transaction state;
 //   - the command timer bounds the handshake: a client that never finishes it times out.
+// The refusals of an implicit TLS listener are in session_refusal.cc.
 #include "lib/log/log.h"
 #include "lib/net/tls_stream.h"
 #include "proxy/session.h"
@@ -68,6 +69,12 @@ std::string Session::tls_summary() const {
 
 void Session::on_connected(net::Stream&, int status) {
   if (status != 0 || state_ == State::Closing) return;
+  if (refusal_) {
+    // The 421 went out with the handshake's last flight: close_notify after it, and the close.
+    log::debug("refusal sent over tls", {{"client", peer_}, {"tls", tls_summary()}});
+    close_all();
+    return;
+  }
   if (log::enabled(spdlog::level::debug)) log::debug("tls established", {{"client", peer_}, {"tls", tls_summary()}});
 }
 

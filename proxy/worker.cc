@@ -97,9 +97,9 @@ void Worker::on_connection(uv_stream_t* server, const config::Endpoint& listener
   session_count_.store(sessions_.size(), std::memory_order_relaxed);
   std::size_t open = shared_.open_connections.fetch_add(1) + 1;
   if (draining_ || shared_.draining.load()) {
-    session->refuse(server, replies::kShuttingDown);
+    session->refuse(server, listener, replies::kShuttingDown);
   } else if (open > runtime->config.smtp.max_connections) {
-    session->refuse(server, replies::kTooManyConnections);
+    session->refuse(server, listener, replies::kTooManyConnections);
   } else {
     pool_->fill(runtime);  // follows a reload: the pool connects where new sessions go
     busy_poll_->set_budget(runtime->config.busy_poll_us);

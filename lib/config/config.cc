@@ -197,6 +197,11 @@ void read_smtp(Node& node, SmtpConfig& smtp) {
     smtp.vrfy = code == 252 ? VrfyMode::Reply252 : VrfyMode::Reply502;
   }
   if (auto n = node.member("auth_passthrough")) smtp.auth_passthrough = n->as_bool();
+  static constexpr std::string_view kTraceHeaders[] = {"off", "tls", "always"};
+  if (auto n = node.member("trace_header")) {
+    static constexpr TraceHeader kValues[] = {TraceHeader::Off, TraceHeader::Tls, TraceHeader::Always};
+    smtp.trace_header = kValues[n->as_choice(kTraceHeaders)];
+  }
   if (auto n = node.member("xforward_from")) {
     // Each entry a network ("127.0.0.1/32", "::1"): whoever is in it may rewrite the audit trail.
     n->expect_array();

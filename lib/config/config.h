@@ -57,6 +57,10 @@ struct Endpoint {
 Endpoint parse_endpoint(const std::string& text, const std::string& what);
 
 enum class VrfyMode { Reply252, Reply502 };
+// smtp.trace_header: when dotgate writes its own Received field on top of a relayed message
+// (lib/smtp/received_header.h): never, for clients that used TLS (the MTA behind cannot know it),
+// or for every client.
+enum class TraceHeader { Off, Tls, Always };
 enum class LogFormat { Text, Json };
 
 // STARTTLS towards the MTA: never; when it announces STARTTLS (else plain text); always (an MTA
@@ -126,6 +130,7 @@ struct SmtpConfig {
   std::size_t max_errors = 20;                          // bad commands per session; past it 421
   VrfyMode vrfy = VrfyMode::Reply252;
   bool auth_passthrough = false;
+  TraceHeader trace_header = TraceHeader::Tls;
   // Clients that may tell dotgate who the real client is with XFORWARD (Postfix's
   // XFORWARD_README; the Postfix in front of dotgate as its smtpd_proxy_filter): only to them is
   // XFORWARD announced and accepted, and their attributes become the client's identity for the

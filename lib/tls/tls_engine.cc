@@ -41,7 +41,7 @@ const char* to_string(TlsEngine::State state) {
 std::string TlsFacts::received_clause() const {
   if (version.empty()) return "";
   return "using " + version + " with cipher " + cipher + " (" + std::to_string(bits) + "/" +
-         std::to_string(bits) + " bits)";
+         std::to_string(alg_bits) + " bits)";
 }
 
 TlsEngine::TlsEngine(std::shared_ptr<const TlsContext> context, Role role)
@@ -193,7 +193,8 @@ TlsFacts TlsEngine::facts() const {
   f.version = SSL_get_version(ssl_);
   if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl_)) {
     f.cipher = SSL_CIPHER_get_name(c);
-    f.bits = SSL_CIPHER_get_bits(c, nullptr);
+    f.bits = SSL_CIPHER_get_bits(c, &f.alg_bits);
+    if (const char* iana = SSL_CIPHER_standard_name(c)) f.cipher_iana = iana;
   }
   X509* peer = SSL_get0_peer_certificate(ssl_);
   if (peer) {

@@ -33,7 +33,10 @@ namespace dotgate::tls {
 struct TlsFacts {
   std::string version;        // "TLSv1.3"
   std::string cipher;         // "TLS_AES_256_GCM_SHA384" (OpenSSL's name)
-  int bits = 0;               // the cipher's secret bits
+  std::string cipher_iana;    // the IANA registry's name ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+                              // for OpenSSL's "ECDHE-RSA-AES128-GCM-SHA256"); RFC 8314's "tls" clause
+  int bits = 0;               // the cipher's secret bits used
+  int alg_bits = 0;           // the cipher's own bits (the same for every cipher TLS 1.2+ allows)
   std::string peer_subject;   // RFC 2253 ("CN=mx.example.org,O=Example"); "" without a certificate
   std::string peer_issuer;
   // "ok"; "not checked" (no CA configured, or the server side, which asks for no certificate);

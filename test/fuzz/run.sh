@@ -50,6 +50,11 @@ seed xforward_fuzz postfix '\000NAME=spike.example ADDR=168.100.189.2 PORT=4711\
 seed xforward_fuzz odd '\002ADDR=IPV6:2001:db8::1 PORT=[unavailable]\nHELO=a+20b+0D+0A NAME=x\nADDR=999.1.1.1\n\nFOO=bar\n'
 seed xforward_fuzz reset '\377ADDR=192.0.2.7\nPORT=25\n'
 
+# received_header_fuzz: flags (EHLO, TLS, AUTH, IPv6, long hostname), then the HELO argument.
+seed received_header_fuzz plain '\003client.example'
+seed received_header_fuzz hostile '\017evil) by x; (\\\r\n.\r\nMAIL FROM:<a>\000\177\200'
+seed received_header_fuzz long '\023aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+
 # tls_record_fuzz: mode (0 first flight, 1 mid-handshake, 2 after it, 3 client side, 4 plaintext),
 # piece size, then bytes.
 seed tls_record_fuzz hello '\000\000\026\003\001\000\005\001\000\000\001\003'
@@ -73,7 +78,7 @@ run_target() {  # run_target TARGET: exit status 0 when it ran without a crash
     "$work/$target/corpus" > "$work/$target/log" 2>&1
 }
 
-targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz tls_record_fuzz xforward_fuzz"
+targets="command_fuzz reply_fuzz data_stream_fuzz proxy_header_fuzz exemption_list_fuzz reply_template_fuzz tls_record_fuzz xforward_fuzz received_header_fuzz"
 pids=""
 for target in $targets; do
   echo "== $target: ${seconds}s"

@@ -155,6 +155,8 @@ TEST_CASE("config: each refusal starts with the offending key's path") {
       {R"({"smtp": {"vrfy": 100000}})", "smtp.vrfy: expected one of 252, 502"},
       {R"({"smtp": {"vrfy": 252.0}})", "smtp.vrfy: expected one of 252, 502"},
       {R"({"smtp": {"auth_passthrough": 1}})", "smtp.auth_passthrough: expected boolean"},
+      {R"({"smtp": {"trace_header": "on"}})", "smtp.trace_header: expected one of off, tls, always"},
+      {R"({"smtp": {"trace_header": true}})", "smtp.trace_header: expected one of off, tls, always"},
       {R"({"smtp": {"xforward_from": "127.0.0.1"}})", "smtp.xforward_from: expected array"},
       {R"({"smtp": {"xforward_from": ["127.0.0.1", 5]}})", "smtp.xforward_from[1]: expected string"},
       {R"({"smtp": {"xforward_from": ["localhost"]}})",
@@ -217,6 +219,7 @@ TEST_CASE("config: an empty object gives the defaults of config.h") {
   CHECK(c.smtp.max_errors == 20);
   CHECK(c.smtp.vrfy == dotgate::config::VrfyMode::Reply252);
   CHECK_FALSE(c.smtp.auth_passthrough);
+  CHECK(c.smtp.trace_header == dotgate::config::TraceHeader::Tls);
   CHECK(c.smtp.xforward_from.empty());  // nobody may send XFORWARD
   CHECK_FALSE(c.smtp.xforward_from.contains("127.0.0.1"));
   CHECK(c.spool.memory_threshold == 262144);
@@ -239,7 +242,8 @@ TEST_CASE("config: every key set to a non-default value") {
     "smtp": {"hostname": "mx1.example.org", "command_timeout": 10, "data_timeout": 20,
              "max_line_length": 80, "bare_line_ending": "reject", "max_recipients": 5,
              "max_message_size": 1024, "max_connections": 2, "max_commands": 50, "max_errors": 3,
-             "vrfy": 502, "auth_passthrough": true, "xforward_from": ["127.0.0.1", "2001:db8::/32"]},
+             "vrfy": 502, "auth_passthrough": true, "trace_header": "always",
+             "xforward_from": ["127.0.0.1", "2001:db8::/32"]},
     "spool": {"memory_threshold": 0, "directory": "/var/spool/dotgate"},
     "quarantine": {"directory": "/var/spool/dotgate/quarantine", "max_bytes": 2097152},
     "policies": [{"type": "limits", "anything": [1, 2]}, {"type": "greylist"}]
@@ -275,6 +279,7 @@ TEST_CASE("config: every key set to a non-default value") {
   CHECK(c.smtp.max_errors == 3);
   CHECK(c.smtp.vrfy == dotgate::config::VrfyMode::Reply502);
   CHECK(c.smtp.auth_passthrough);
+  CHECK(c.smtp.trace_header == dotgate::config::TraceHeader::Always);
   CHECK(c.smtp.xforward_from.contains("127.0.0.1"));
   CHECK(c.smtp.xforward_from.contains("::ffff:127.0.0.1"));
   CHECK(c.smtp.xforward_from.contains("2001:db8::25"));

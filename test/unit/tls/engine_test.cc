@@ -52,7 +52,9 @@ TEST_CASE("tls engine: a verified handshake, and what each side learns of it") {
   CHECK(s.verify == "not checked");
   CHECK_FALSE(s.verified);
   CHECK(s.received_clause() == "using TLSv1.3 with cipher " + s.cipher + " (" + std::to_string(s.bits) + "/" +
-                                   std::to_string(s.bits) + " bits)");
+                                   std::to_string(s.alg_bits) + " bits)");
+  CHECK(s.alg_bits == s.bits);
+  CHECK(s.cipher_iana == s.cipher);  // TLS 1.3: OpenSSL uses the IANA names
   CHECK(p.client_got.empty());
   CHECK(p.server_got.empty());
 }
