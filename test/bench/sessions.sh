@@ -11,13 +11,14 @@
 #      sessions, BENCH_MESSAGES (2000) 4 KiB messages (throughput), and one session sending
 #      BENCH_LATENCY_MESSAGES (300) one after another (latency per message); the same to
 #      the sink directly, interleaved, so that what the load generator's own CPU costs the
-#      machine shows apart from what dotgate adds; BENCH_REPS (3) runs each, the median;
+#      machine shows apart from what dotgate adds; BENCH_REPS (5) runs each, the median;
 #   2. opens BENCH_SESSIONS (10000) sessions with test/bench/slow_sessions.py: connected in bursts
 #      of 200, each greeted, then each sends `EHLO`, then MAIL, RCPT, RSET over and over, one byte
 #      every BENCH_MIN_GAP..BENCH_MAX_GAP (2..5) seconds, waiting for each reply. dotgate re-arms
 #      smtp.command_timeout (300 s) on every read, and the longest command (32 octets) takes at
 #      most 160 s at 5 s a byte, within RFC 5321 4.5.3.2.7's 5 minutes even for a server that
-#      times whole commands: no session may be closed. After BENCH_SETTLE (30) seconds:
+#      times whole commands: no session may be closed. After BENCH_SETTLE (90) seconds (the
+#      EHLOs, 15 octets, are done by ~55 s and the sessions are in their MAIL-RCPT-RSET round):
 #      dotgate's VmRSS and open descriptors (/proc/PID/fd) and its CPU share with only the slow
 #      sessions;
 #   3. measures normal mail again, the same runs, with the 10,000 talking: ratio to idle;
@@ -28,7 +29,7 @@
 #      again (one more throughput run);
 #   5. stops the slow sessions (each must have been open to the end, every reply 250) and checks
 #      that dotgate's sessions and descriptors go back to the idle figures; then a second round of
-#      as many sessions (a byte every 0.5-1 s, for BENCH_SETTLE seconds): dotgate's VmRSS after it
+#      as many sessions (a byte every 0.5-1 s, for 30 s): dotgate's VmRSS after it
 #      must not pass the first round's by more than 10 % (a leak per session would).
 # CPU per normal message is dotgate's utime+stime over the normal runs less what the slow
 # sessions alone cost it over the same time (measured in step 2), per message.
@@ -65,11 +66,11 @@ ROOM=${BENCH_ROOM:-20}
 OVER=${BENCH_OVER:-50}
 MIN_GAP=${BENCH_MIN_GAP:-2}
 MAX_GAP=${BENCH_MAX_GAP:-5}
-SETTLE=${BENCH_SETTLE:-30}
+SETTLE=${BENCH_SETTLE:-90}
 NORMAL_SESSIONS=${BENCH_NORMAL_SESSIONS:-4}
 MESSAGES=${BENCH_MESSAGES:-2000}
 LAT_MESSAGES=${BENCH_LATENCY_MESSAGES:-300}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 WORKERS=${BENCH_WORKERS:-1}
 NOFILE=${BENCH_NOFILE:-$((4 * N + 10000))}
 DOTGATE_SOFT=${BENCH_DOTGATE_SOFT-1024}
@@ -319,7 +320,7 @@ log "all closed: dotgate_connections_open $OPEN_END, VmRSS $RSS_END KiB, $FD_END
 # leaked would show as growth over the first round's figure (what glibc keeps after the first
 # round's frees is reused, not grown).
 timeout 600 python3 "$ROOT/test/bench/slow_sessions.py" 127.0.0.1 "$DOTGATE_PORT" "$N" --connect-timeout 300 \
-    --min-gap 0.5 --max-gap 1 --hold "$SETTLE" --report 5 </dev/null >"$WORK/slow2.out" 2>"$WORK/slow2.err" || true
+    --min-gap 0.5 --max-gap 1 --hold 30 --report 5 </dev/null >"$WORK/slow2.out" 2>"$WORK/slow2.err" || true
 SLOW2=$(grep '^done' "$WORK/slow2.out" || echo "no final line ($(cat "$WORK/slow2.err"))")
 for _ in $(seq 1 300); do  # 30 s
   [ "$(metric dotgate_connections_open)" = 0 ] && break
