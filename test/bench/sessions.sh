@@ -13,12 +13,13 @@
 #      the sink directly, interleaved, so that what the load generator's own CPU costs the
 #      machine shows apart from what dotgate adds; BENCH_REPS (5) runs each, the median;
 #   2. opens BENCH_SESSIONS (10000) sessions with test/bench/slow_sessions.py: connected in bursts
-#      of 200, each greeted, then each sends `EHLO`, then MAIL, RCPT, RSET over and over, one byte
-#      every BENCH_MIN_GAP..BENCH_MAX_GAP (2..5) seconds, waiting for each reply. dotgate re-arms
-#      smtp.command_timeout (300 s) on every read, and the longest command (32 octets) takes at
-#      most 160 s at 5 s a byte, within RFC 5321 4.5.3.2.7's 5 minutes even for a server that
-#      times whole commands: no session may be closed. After BENCH_SETTLE (90) seconds (the
-#      EHLOs, 15 octets, are done by ~55 s and the sessions are in their MAIL-RCPT-RSET round):
+#      of 200, each greeted, then each sends `EHLO x`, then `MAIL FROM:<s@x>`, `RCPT TO:<r@x>`,
+#      `RSET` over and over, one byte every BENCH_MIN_GAP..BENCH_MAX_GAP (2..5) seconds, waiting
+#      for each reply. dotgate re-arms smtp.command_timeout (300 s) on every read, and the longest
+#      command (17 octets) takes at most 85 s at 5 s a byte, within RFC 5321 4.5.3.2.7's 5 minutes
+#      even for a server that times whole commands: no session may be closed. After BENCH_SETTLE
+#      (90) seconds (the EHLOs are done by ~30 s, the MAILs come in from ~60 s on, so commands
+#      reach the MTA while normal mail is measured):
 #      dotgate's VmRSS and open descriptors (/proc/PID/fd) and its CPU share with only the slow
 #      sessions;
 #   3. measures normal mail again, the same runs, with the 10,000 talking: ratio to idle;
@@ -342,7 +343,7 @@ FD_PER=$(awk -v a="$FD_IDLE_AFTER" -v b="$FD_LOADED" -v n="$N" 'BEGIN { printf "
 echo
 echo "sessions benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load average at start $LOAD_AT_START, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sink: $SINK; dotgate: $DOTGATE, --workers $WORKERS, policies [limits], max_connections $MAXCONN, open files $DG_LIMIT (started with soft ${DOTGATE_SOFT:-$(ulimit -Sn)})"
-echo "slow sessions: $N, a byte every $MIN_GAP-$MAX_GAP s (EHLO, then MAIL, RCPT, RSET), connected in ${CONNECT_SECS}s;" \
+echo "slow sessions: $N, a byte every $MIN_GAP-$MAX_GAP s (EHLO, then MAIL, RCPT, RSET), connected in ${CONNECT_SECS}s, measured from ${SETTLE}s on;" \
      "normal mail: smtp-source, $NORMAL_SESSIONS sessions x $MESSAGES and 1 x $LAT_MESSAGES sequential, 4 KiB, median of $REPS"
 echo
 printf '%-34s %12s %12s %8s\n' "" idle "$N slow" ratio
@@ -352,6 +353,10 @@ printf '%-34s %12s %12s %8s\n' "normal mail msg/s via dotgate" "${RATE[idle,dotg
 printf '%-34s %12s %12s %8s\n' "normal mail msg/s direct" "${RATE[idle,direct]}" "${RATE[loaded,direct]}" "$(ratio "${RATE[loaded,direct]}" "${RATE[idle,direct]}")"
 printf '%-34s %12s %12s %8s\n' "latency ms/msg via dotgate" "${LAT[idle,dotgate]}" "${LAT[loaded,dotgate]}" "$(ratio "${LAT[loaded,dotgate]}" "${LAT[idle,dotgate]}")"
 printf '%-34s %12s %12s %8s\n' "latency ms/msg direct" "${LAT[idle,direct]}" "${LAT[loaded,direct]}" "$(ratio "${LAT[loaded,direct]}" "${LAT[idle,direct]}")"
+printf '%-34s %12s %12s %8s\n' "msg/s dotgate / direct" "$(ratio "${RATE[idle,dotgate]}" "${RATE[idle,direct]}")" \
+  "$(ratio "${RATE[loaded,dotgate]}" "${RATE[loaded,direct]}")" -
+printf '%-34s %12s %12s %8s\n' "latency dotgate / direct" "$(ratio "${LAT[idle,dotgate]}" "${LAT[idle,direct]}")" \
+  "$(ratio "${LAT[loaded,dotgate]}" "${LAT[loaded,direct]}")" -
 printf '%-34s %12s %12s %8s\n' "dotgate CPU ms/normal msg (net)" "${CPU[idle]}" "${CPU[loaded]}" "$(ratio "${CPU[loaded]}" "${CPU[idle]}")"
 echo
 echo "per slow session: $KIB_PER KiB of dotgate's VmRSS ($KIB_PER_END after the loaded runs), $FD_PER descriptors"
