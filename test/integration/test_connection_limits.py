@@ -8,12 +8,13 @@ the open files limit (issue 15, "10,000 concurrent sessions", at small scale).
 - The open files limit (proxy/open_files_limit.h): dotgate started with a soft limit of 256
   raises it to the hard one, so 150 sessions (300 sockets) are all served; before, the 119th got
   421 4.4.0 (no descriptor for its downstream connection). A hard limit below what max_connections
-  needs is a warning at start and from --check-config (exit 0 all the same).
+  needs is a warning at start, on SIGHUP and from --check-config (exit 0 all the same).
 The full-scale figures are test/bench/sessions.sh's.
 """
 
 import os
 import resource
+import signal
 import subprocess
 
 from harness import IntegrationTest, dotgate_bin, main, metric, wait_until
@@ -120,6 +121,10 @@ class ConnectionLimitTest(IntegrationTest):
         replies = c.send_message("a@example.org", ["b@example.net"], b"Subject: w\r\n\r\nok\r\n")
         self.assertEqual(replies[-1].code, 250, replies)
         self.assertEqual(len(sink.wait_for(1)), 1)
+        # A SIGHUP reload of a config that still needs more says it again.
+        dg.signal(signal.SIGHUP)
+        dg.wait_log(r"configuration reloaded")
+        dg.wait_log(r"open files limit \d+ is below the 2000100", count=2)
         # --check-config under a hard limit of 512 with the default 1000 connections (2100 needed).
         def low_limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
