@@ -284,8 +284,9 @@ REFUSED_FULL=$(metric dotgate_connections_refused_total)
 STATUS_FULL=$(grep '^status' "$WORK/slow.out" | tail -n1)
 exec 8>&-
 wait "$PROBE_PID" 2>/dev/null || true
-log "past max_connections $MAXCONN ($OPEN_BEFORE_PROBE open before): $PROBE, first refusal after ${PROBE_AFTER:-?} admitted;" \
-    "refused_total $REFUSED_BEFORE -> $REFUSED_FULL; $STATUS_FULL"
+log "past max_connections $MAXCONN ($OPEN_BEFORE_PROBE open before, $OPEN_FULL while full): $PROBE," \
+    "first refusal after ${PROBE_AFTER:-?} admitted; refused_total $REFUSED_BEFORE -> $REFUSED_FULL; $STATUS_FULL"
+[ "$OPEN_FULL" = "$MAXCONN" ] || fail "dotgate_connections_open while full: $OPEN_FULL, not max_connections $MAXCONN"
 [ "$PROBE" = "replies 220=$ROOM 421/4.7.0=$OVER other=0" ] || fail "past max_connections: $PROBE (expected 220=$ROOM 421/4.7.0=$OVER other=0)"
 sleep 2
 run_source dotgate "$NORMAL_SESSIONS" "$MESSAGES" 1
