@@ -31,7 +31,8 @@
 #   5. stops the slow sessions (each must have been open to the end, every reply 250) and checks
 #      that dotgate's sessions and descriptors go back to the idle figures; then a second round of
 #      as many sessions (a byte every 0.5-1 s, for 30 s): dotgate's VmRSS after it
-#      must not pass the first round's by more than 10 % (a leak per session would).
+#      must not pass the first round's by more than 10 % (a leak per session would); and the
+#      sink's count of messages (uv_sink says it at exit) must be every normal message sent.
 # CPU per normal message is dotgate's utime+stime over the normal runs less what the slow
 # sessions alone cost it over the same time (measured in step 2), per message.
 # It prints a table and the checks; exit status 1 when a check fails or a step fails.
@@ -337,6 +338,16 @@ awk -v a="$RSS_END" -v b="$RSS_END2" 'BEGIN { exit !(b <= a * 1.10) }' ||
 [ "$FD_END" -le $((FD_IDLE_AFTER + 4)) ] || fail "descriptors left open: $FD_END against $FD_IDLE_AFTER before the slow sessions"
 alive_or_die
 
+# Every normal message the clients were told 250 for reached the sink (uv_sink counts them).
+SINK_COUNT=-
+if [ "$SINK" = uv_sink ]; then
+  stop_pid "$SINK_PID" || true
+  SINK_COUNT=$(sed -n 's/^messages //p' "$WORK/sink.log")
+  # two phases x REPS x two targets (dotgate, direct) x both runs, and the run after the probe
+  expected=$((2 * REPS * 2 * (MESSAGES + LAT_MESSAGES) + MESSAGES))
+  [ "$SINK_COUNT" = "$expected" ] || fail "the sink received ${SINK_COUNT:-?} messages, not the $expected sent"
+fi
+
 # ---- summary ------------------------------------------------------------------------------------
 KIB_PER=$(awk -v a="$RSS_IDLE_AFTER" -v b="$RSS_LOADED" -v n="$N" 'BEGIN { printf "%.1f\n", (b - a) / n }')
 KIB_PER_END=$(awk -v a="$RSS_IDLE_AFTER" -v b="$RSS_LOADED_END" -v n="$N" 'BEGIN { printf "%.1f\n", (b - a) / n }')
@@ -363,6 +374,7 @@ echo
 echo "per slow session: $KIB_PER KiB of dotgate's VmRSS ($KIB_PER_END after the loaded runs), $FD_PER descriptors"
 echo "dotgate CPU with only the slow sessions talking: $CPU_SLOW % of a core (the load generator: $CPU_GEN %)"
 echo "slow sessions at the end: $SLOW_DONE"
+echo "normal messages at the sink: $SINK_COUNT (direct and via dotgate; every one sent)"
 echo "past max_connections: $PROBE (first refusal after ${PROBE_AFTER:-?}); normal mail afterwards $AFTER_RATE msg/s"
 echo "after every session closed: VmRSS $RSS_END KiB, $FD_END descriptors, dotgate_connections_open $OPEN_END;" \
      "after a second round of $N: VmRSS $RSS_END2 KiB, $FD_END2 descriptors"
