@@ -9,9 +9,11 @@
 # relays to one SMTP sink (uv_sink, below; it discards the mail), and this script
 #   1. measures normal mail on the idle dotgate: smtp-source with BENCH_NORMAL_SESSIONS (4)
 #      sessions, BENCH_MESSAGES (2000) 4 KiB messages (throughput), and one session sending
-#      BENCH_LATENCY_MESSAGES (300) one after another (latency per message); the same to
-#      the sink directly, interleaved, so that what the load generator's own CPU costs the
-#      machine shows apart from what dotgate adds; BENCH_REPS (5) runs each, the median;
+#      BENCH_LATENCY_MESSAGES (300) one after another (latency per message); the same, interleaved,
+#      to a twin dotgate (the same binary and config on other ports, which never gets a slow
+#      session) and to the sink directly, so that what the machine's drift and the load
+#      generator's own CPU cost shows apart from what the slow sessions cost dotgate (the ratio
+#      loaded / twin within a phase); BENCH_REPS (5) runs each, the median;
 #   2. opens BENCH_SESSIONS (10000) sessions with test/bench/slow_sessions.py: connected in bursts
 #      of 200, each greeted, then each sends `EHLO x`, then `MAIL FROM:<s@x>`, `RCPT TO:<r@x>`,
 #      `RSET` over and over, one byte every BENCH_MIN_GAP..BENCH_MAX_GAP (2..5) seconds, waiting
@@ -22,7 +24,8 @@
 #      reach the MTA while normal mail is measured):
 #      dotgate's VmRSS and open descriptors (/proc/PID/fd) and its CPU share with only the slow
 #      sessions;
-#   3. measures normal mail again, the same runs, with the 10,000 talking: ratio to idle;
+#   3. measures normal mail again, the same runs, with the 10,000 talking: ratios to idle and to
+#      the twin in the same phase;
 #   4. fills dotgate up: smtp.max_connections is BENCH_SESSIONS + BENCH_ROOM (20, the room normal
 #      mail used), and test/bench/limit_probe.py connects BENCH_ROOM + BENCH_OVER (50) clients one
 #      after another: the first BENCH_ROOM must get 220, every one after 421 4.7.0 and a close;
@@ -54,7 +57,7 @@
 # Knobs: BENCH_SINK (uv_sink or smtp-sink), BENCH_SESSIONS, BENCH_ROOM, BENCH_OVER, BENCH_MIN_GAP,
 # BENCH_MAX_GAP, BENCH_SETTLE, BENCH_NORMAL_SESSIONS, BENCH_MESSAGES, BENCH_LATENCY_MESSAGES,
 # BENCH_REPS, BENCH_WORKERS (1), BENCH_NOFILE, BENCH_DOTGATE_SOFT, BENCH_LOG_LEVEL (dotgate's, info), BENCH_PORT_BASE (24025:
-# dotgate, +1 the sink, +2 admin; below the ephemeral range, 32768+, that the clients use),
+# dotgate, +1 the sink, +2 admin, +3 and +4 the twin's; below the ephemeral range, 32768+, that the clients use),
 # BENCH_DIR (logs and configs; default a new /tmp/dotgate-sessions.XXXXXX).
 # Every process it starts is stopped by its pid on exit (lib.sh); every step has a time limit.
 set -euo pipefail
@@ -82,6 +85,8 @@ BASE=${BENCH_PORT_BASE:-24025}
 DOTGATE_PORT=$BASE
 SINK_PORT=$((BASE + 1))
 ADMIN_PORT=$((BASE + 2))
+TWIN_PORT=$((BASE + 3))
+TWIN_ADMIN_PORT=$((BASE + 4))
 MAXCONN=$((N + ROOM))
 SIZE=4096
 HELO_NAME=bench.example
@@ -130,7 +135,7 @@ if [ "$(ulimit -Hn)" != unlimited ]; then
     MAXCONN=$((N + ROOM))
   fi
 fi
-for p in "$DOTGATE_PORT" "$SINK_PORT" "$ADMIN_PORT"; do
+for p in "$DOTGATE_PORT" "$SINK_PORT" "$ADMIN_PORT" "$TWIN_PORT" "$TWIN_ADMIN_PORT"; do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -147,11 +152,12 @@ fi
 SINK_PID=$!; PIDS+=("$SINK_PID")
 wait_port "$SINK_PORT" "$SINK_PID" sink
 
-cat >"$WORK/dotgate.json" <<EOF
+dotgate_config() {  # NAME PORT ADMIN_PORT: writes $WORK/NAME.json
+  cat >"$WORK/$1.json" <<EOF
 {
-  "listeners": [{"address": "127.0.0.1", "port": $DOTGATE_PORT}],
+  "listeners": [{"address": "127.0.0.1", "port": $2}],
   "downstream": {"address": "127.0.0.1", "port": $SINK_PORT},
-  "admin": {"address": "127.0.0.1", "port": $ADMIN_PORT, "enabled": true},
+  "admin": {"address": "127.0.0.1", "port": $3, "enabled": true},
   "workers": $WORKERS,
   "log": {"format": "text", "level": "$LOG_LEVEL"},
   "smtp": {"max_connections": $MAXCONN},
@@ -159,6 +165,9 @@ cat >"$WORK/dotgate.json" <<EOF
   "policies": [{"type": "limits"}]
 }
 EOF
+}
+dotgate_config dotgate "$DOTGATE_PORT" "$ADMIN_PORT"
+dotgate_config twin "$TWIN_PORT" "$TWIN_ADMIN_PORT"
 if [ -n "$DOTGATE_SOFT" ]; then
   (ulimit -Sn "$DOTGATE_SOFT" && exec "$DOTGATE" --config "$WORK/dotgate.json") >"$WORK/dotgate.log" 2>&1 &
 else
@@ -167,10 +176,16 @@ fi
 DOTGATE_PID=$!; PIDS+=("$DOTGATE_PID")
 wait_port "$DOTGATE_PORT" "$DOTGATE_PID" dotgate
 wait_port "$ADMIN_PORT" "$DOTGATE_PID" dotgate
+# The twin: the same binary and config on other ports, never given a slow session. Normal mail
+# runs to it are interleaved with those to the loaded dotgate, so the machine's drift (other work
+# on it) hits both alike, and the ratio loaded / twin in one phase is dotgate's own.
+"$DOTGATE" --config "$WORK/twin.json" >"$WORK/twin.log" 2>&1 &
+TWIN_PID=$!; PIDS+=("$TWIN_PID")
+wait_port "$TWIN_PORT" "$TWIN_PID" twin
 DG_LIMIT=$(awk '/^Max open files/ { print $4 " (hard " $5 ")" }' "/proc/$DOTGATE_PID/limits")
 log "dotgate: pid $DOTGATE_PID, max_connections $MAXCONN, open files limit $DG_LIMIT (started with soft ${DOTGATE_SOFT:-$(ulimit -Sn)})"
 
-declare -A TARGET_PORT=([direct]=$SINK_PORT [dotgate]=$DOTGATE_PORT)
+declare -A TARGET_PORT=([direct]=$SINK_PORT [dotgate]=$DOTGATE_PORT [twin]=$TWIN_PORT)
 declare -A TARGET_PID=([dotgate]=$DOTGATE_PID)
 declare -A CPU_TICKS=([dotgate]=0)
 declare -A CPU_MSGS=([dotgate]=0)
@@ -192,7 +207,7 @@ normal_mail() {
   local elapsed=0
   CPU_TICKS[dotgate]=0; CPU_MSGS[dotgate]=0
   for rep in $(seq 1 "$REPS"); do
-    for target in dotgate direct; do
+    for target in dotgate twin direct; do
       run_source "$target" "$NORMAL_SESSIONS" "$MESSAGES" 1; secs=$RUN_SECS
       if [ "$secs" = FAIL ]; then v=FAIL; else v=$(awk -v n="$MESSAGES" -v s="$secs" 'BEGIN { printf "%.0f\n", n / s }'); fi
       [ "$target" = dotgate ] && [ "$secs" != FAIL ] && elapsed=$(awk -v a="$elapsed" -v b="$secs" 'BEGIN { print a + b }')
@@ -202,9 +217,10 @@ normal_mail() {
       [ "$target" = dotgate ] && [ "$secs" != FAIL ] && elapsed=$(awk -v a="$elapsed" -v b="$secs" 'BEGIN { print a + b }')
       lr[$target]="${lr[$target]:-} $v"
     done
-    log "  $phase run $rep: dotgate ${rr[dotgate]##* } msg/s, ${lr[dotgate]##* } ms; direct ${rr[direct]##* } msg/s, ${lr[direct]##* } ms"
+    log "  $phase run $rep: dotgate ${rr[dotgate]##* } msg/s, ${lr[dotgate]##* } ms; twin ${rr[twin]##* } msg/s," \
+        "${lr[twin]##* } ms; direct ${rr[direct]##* } msg/s, ${lr[direct]##* } ms"
   done
-  for target in dotgate direct; do
+  for target in dotgate twin direct; do
     RATE[$phase,$target]=$(median <<<"${rr[$target]}")
     LAT[$phase,$target]=$(median <<<"${lr[$target]}")
   done
@@ -343,8 +359,8 @@ SINK_COUNT=-
 if [ "$SINK" = uv_sink ]; then
   stop_pid "$SINK_PID" || true
   SINK_COUNT=$(sed -n 's/^messages //p' "$WORK/sink.log")
-  # two phases x REPS x two targets (dotgate, direct) x both runs, and the run after the probe
-  expected=$((2 * REPS * 2 * (MESSAGES + LAT_MESSAGES) + MESSAGES))
+  # two phases x REPS x three targets (dotgate, twin, direct) x both runs, and the run after the probe
+  expected=$((2 * REPS * 3 * (MESSAGES + LAT_MESSAGES) + MESSAGES))
   [ "$SINK_COUNT" = "$expected" ] || fail "the sink received ${SINK_COUNT:-?} messages, not the $expected sent"
 fi
 
@@ -362,9 +378,15 @@ printf '%-34s %12s %12s %8s\n' "" idle "$N slow" ratio
 printf '%-34s %12s %12s %8s\n' "dotgate VmRSS KiB" "$RSS_IDLE_AFTER" "$RSS_LOADED" -
 printf '%-34s %12s %12s %8s\n' "dotgate descriptors" "$FD_IDLE_AFTER" "$FD_LOADED" -
 printf '%-34s %12s %12s %8s\n' "normal mail msg/s via dotgate" "${RATE[idle,dotgate]}" "${RATE[loaded,dotgate]}" "$(ratio "${RATE[loaded,dotgate]}" "${RATE[idle,dotgate]}")"
+printf '%-34s %12s %12s %8s\n' "normal mail msg/s via idle twin" "${RATE[idle,twin]}" "${RATE[loaded,twin]}" "$(ratio "${RATE[loaded,twin]}" "${RATE[idle,twin]}")"
 printf '%-34s %12s %12s %8s\n' "normal mail msg/s direct" "${RATE[idle,direct]}" "${RATE[loaded,direct]}" "$(ratio "${RATE[loaded,direct]}" "${RATE[idle,direct]}")"
 printf '%-34s %12s %12s %8s\n' "latency ms/msg via dotgate" "${LAT[idle,dotgate]}" "${LAT[loaded,dotgate]}" "$(ratio "${LAT[loaded,dotgate]}" "${LAT[idle,dotgate]}")"
+printf '%-34s %12s %12s %8s\n' "latency ms/msg via idle twin" "${LAT[idle,twin]}" "${LAT[loaded,twin]}" "$(ratio "${LAT[loaded,twin]}" "${LAT[idle,twin]}")"
 printf '%-34s %12s %12s %8s\n' "latency ms/msg direct" "${LAT[idle,direct]}" "${LAT[loaded,direct]}" "$(ratio "${LAT[loaded,direct]}" "${LAT[idle,direct]}")"
+printf '%-34s %12s %12s %8s\n' "msg/s dotgate / idle twin" "$(ratio "${RATE[idle,dotgate]}" "${RATE[idle,twin]}")" \
+  "$(ratio "${RATE[loaded,dotgate]}" "${RATE[loaded,twin]}")" -
+printf '%-34s %12s %12s %8s\n' "latency dotgate / idle twin" "$(ratio "${LAT[idle,dotgate]}" "${LAT[idle,twin]}")" \
+  "$(ratio "${LAT[loaded,dotgate]}" "${LAT[loaded,twin]}")" -
 printf '%-34s %12s %12s %8s\n' "msg/s dotgate / direct" "$(ratio "${RATE[idle,dotgate]}" "${RATE[idle,direct]}")" \
   "$(ratio "${RATE[loaded,dotgate]}" "${RATE[loaded,direct]}")" -
 printf '%-34s %12s %12s %8s\n' "latency dotgate / direct" "$(ratio "${LAT[idle,dotgate]}" "${LAT[idle,direct]}")" \
@@ -374,7 +396,7 @@ echo
 echo "per slow session: $KIB_PER KiB of dotgate's VmRSS ($KIB_PER_END after the loaded runs), $FD_PER descriptors"
 echo "dotgate CPU with only the slow sessions talking: $CPU_SLOW % of a core (the load generator: $CPU_GEN %)"
 echo "slow sessions at the end: $SLOW_DONE"
-echo "normal messages at the sink: $SINK_COUNT (direct and via dotgate; every one sent)"
+echo "normal messages at the sink: $SINK_COUNT (direct, via dotgate and via its twin; every one sent)"
 echo "past max_connections: $PROBE (first refusal after ${PROBE_AFTER:-?}); normal mail afterwards $AFTER_RATE msg/s"
 echo "after every session closed: VmRSS $RSS_END KiB, $FD_END descriptors, dotgate_connections_open $OPEN_END;" \
      "after a second round of $N: VmRSS $RSS_END2 KiB, $FD_END2 descriptors"
