@@ -12,10 +12,14 @@
 // The maintenance flag (rewrite.maintenance) is taken from the config at start and whenever a
 // reload changes that key, and set in between by POST /maintenance/on|off on the admin port, so that
 // an unrelated reload never ends a maintenance an admin started by hand.
+// At start the open files soft limit is raised to the hard one, and a limit below what
+// smtp.max_connections needs is a warning at start, on reload and from --check-config
+// (proxy/open_files_limit.h).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +37,7 @@
 #include "lib/metrics/rewrite_metrics.h"
 #include "policies/policy_metrics.h"
 #include "proxy/downstream_probe.h"
+#include "proxy/open_files_limit.h"
 #include "proxy/privileges.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
@@ -109,6 +114,10 @@ bool parse_args(int argc, char** argv, Options& o, std::string& error) {
   return true;
 }
 
+int worker_count(const config::Config& c) {
+  return c.workers > 0 ? c.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 // The file, with the command line's overrides on top. Throws config::ConfigError.
 config::Config load(const Options& o) {
   config::Config c = config::load_config_file(o.config_path);
@@ -150,6 +159,9 @@ struct Daemon {
       reloads_ok.fetch_add(1);
       if (rt->config.rewrite.maintenance != was) set_maintenance(rt->config.rewrite.maintenance, "configuration");
       log::info("configuration reloaded", {{"file", options.config_path}, {"policies", rt->policies->names()}});
+      // Workers are read at start only: the running ones are what the new max_connections shares.
+      std::string fds = open_files_warning(rt->config, static_cast<int>(workers.size()), current_open_files_limit());
+      if (!fds.empty()) log::warn(fds);
       sd_notify(0, "READY=1\nSTATUS=serving (configuration reloaded)");
     } catch (const config::ConfigError& e) {
       reloads_refused.fetch_add(1);
@@ -254,7 +266,13 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  // Before any socket: the soft limit up to the hard one (open_files_limit.h). --check-config
+  // does the same, so that what it says is what a start under the same limits would find.
+  OpenFilesLimit fd_limit = raise_open_files_limit();
+  std::string fd_warning = open_files_warning(runtime->config, worker_count(runtime->config), fd_limit.soft);
   if (d->options.check_config) {
+    // A warning, not an error: the file is valid, and the limit belongs to how it is started.
+    if (!fd_warning.empty()) std::fprintf(stderr, "dotgate: warning: %s\n", fd_warning.c_str());
     std::printf("dotgate: %s: configuration OK\n", d->options.config_path.c_str());
     return 0;
   }
@@ -263,6 +281,11 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "dotgate: log.level: unknown level %s\n", cfg.log_level.c_str());
     return 1;
   }
+  if (fd_limit.error != 0)
+    log::warn("cannot raise the open files limit", {{"soft", fd_limit.soft}, {"hard", fd_limit.hard}, {"error", std::strerror(fd_limit.error)}});
+  else if (fd_limit.soft != fd_limit.soft_before)
+    log::info("open files limit raised", {{"from", fd_limit.soft_before}, {"to", fd_limit.soft}});
+  if (!fd_warning.empty()) log::warn(fd_warning);
   d->shared.publish(runtime);
   d->shared.maintenance.store(cfg.rewrite.maintenance);
   std::signal(SIGPIPE, SIG_IGN);  // a peer that vanishes mid-write is an error code, not a death
@@ -276,7 +299,7 @@ int run(int argc, char** argv) {
            "# TYPE dotgate_maintenance gauge\n"
            "dotgate_maintenance " + std::string(dp->shared.maintenance.load() ? "1" : "0") + "\n";
   });
-  int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = worker_count(cfg);
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);
     if (w->open_listeners(cfg.listeners, error) != 0) {
