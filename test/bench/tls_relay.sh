@@ -35,7 +35,9 @@
 #      handshake, QUIT), median of BENCH_REPS; the proxy's CPU ms per connection, and per TLS
 #      handshake (TLS connection minus plain connection, same proxy), and 1 / CPU per connection:
 #      the rate one worker would reach with a core to itself (here the client takes the other);
-#   3. VmRSS per idle session (BENCH_IDLE (1000) sessions open and idle after greeting and EHLO,
+#      and the time one connection takes with one session alone, BENCH_SEQ_HANDSHAKES (300)
+#      connections one after the other (median of BENCH_REPS);
+#   3. VmRSS per idle session (BENCH_IDLE (2000) sessions open and idle after greeting and EHLO,
 #      or after TLS and EHLO again; (VmRSS with them − VmRSS before) / N, each with its downstream
 #      connection) for each dotgate and for haproxy_tls; BENCH_IDLE=0 leaves it out.
 # Checks: every session of every run must end with the expected replies (every message 250), or
@@ -48,7 +50,7 @@
 # with OpenSSL 3; 1.2 or 1.3 forces it on the client), BENCH_REUSE_SESSION (0; 1: each client
 # thread resumes its previous session from its ticket, instead of a full handshake per
 # connection as a fresh MX client pays), BENCH_HANDSHAKES (3000; 0 leaves part 2 out),
-# BENCH_HS_SESSIONS (20), BENCH_IDLE (1000), BENCH_POOL (2: downstream.pool.size; 0: no pool),
+# BENCH_HS_SESSIONS (20), BENCH_SEQ_HANDSHAKES (300), BENCH_IDLE (2000), BENCH_POOL (2: downstream.pool.size; 0: no pool),
 # BENCH_LOG_LEVEL (dotgate's, info), BENCH_PORT_BASE (23025; ports BASE..BASE+9 must be free and
 # below the ephemeral range, 32768+, which the clients use), BENCH_DIR (logs and configs; default a
 # fresh /tmp/dotgate-tlsbench.XXXXXX).
@@ -68,7 +70,8 @@ TLS_VERSION=${BENCH_TLS_VERSION:-}
 REUSE_SESSION=${BENCH_REUSE_SESSION:-0}
 HANDSHAKES=${BENCH_HANDSHAKES:-3000}
 HS_SESSIONS=${BENCH_HS_SESSIONS:-20}
-IDLE=${BENCH_IDLE:-1000}
+SEQ_HANDSHAKES=${BENCH_SEQ_HANDSHAKES:-300}
+IDLE=${BENCH_IDLE:-2000}
 POOL=${BENCH_POOL:-2}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BASE=${BENCH_PORT_BASE:-23025}
@@ -251,7 +254,7 @@ done
 for target in "${TARGETS[@]}"; do RATE[$target]=$(median <<<"${runs[$target]}"); done
 
 # ---- 2. connections and handshakes per second ---------------------------------------------------
-declare -A HS_RATE
+declare -A HS_RATE HS_MS
 HS_TARGETS=(dotgate dg_implicit dg_starttls haproxy haproxy_tls)
 if [ "$HANDSHAKES" -gt 0 ]; then
   RUN_KIND=hs
@@ -265,6 +268,19 @@ if [ "$HANDSHAKES" -gt 0 ]; then
     done
   done
   for target in "${HS_TARGETS[@]}"; do HS_RATE[$target]=$(median <<<"${hruns[$target]}"); done
+  # One session, one connection after the other: the time a connection takes, free of queueing.
+  RUN_KIND=seq
+  log "sequential: 1 session, $SEQ_HANDSHAKES connections per run, no mail, $REPS runs"
+  declare -A sruns=()
+  for rep in $(seq 1 "$REPS"); do
+    for target in "${HS_TARGETS[@]}"; do
+      run_load "$target" "$SEQ_HANDSHAKES" 1 --no-mail
+      ms=$(awk -v r="$RUN_RATE" 'BEGIN { if (r == "FAIL" || r == 0) print "FAIL"; else printf "%.3f\n", 1000 / r }')
+      sruns[$target]="${sruns[$target]:-} $ms"
+      log "  run $rep, $target: $ms ms per connection"
+    done
+  done
+  for target in "${HS_TARGETS[@]}"; do HS_MS[$target]=$(median <<<"${sruns[$target]}"); done
 fi
 
 # ---- 3. RSS per idle session ----------------------------------------------------------------------
@@ -326,6 +342,8 @@ echo "$(openssl version | cut -d' ' -f1-2), haproxy $(haproxy -v | head -n1 | aw
      "dotgate: $DOTGATE, --workers 1, policies [limits], downstream.pool size $POOL, log level $LOG_LEVEL"
 echo "certificate: $KEY_NAME, self-signed; client TLS: $(tls_info mail dg_starttls) (dotgate)," \
      "$(tls_info mail haproxy_tls) (haproxy); $([ "$REUSE_SESSION" = 1 ] && echo "sessions resumed" || echo "full handshake per connection")"
+echo "TLS sessions resumed: $(awk '{ for (i = 3; i <= NF; i++) if ($i ~ /^resumed=/) r += substr($i, 9) } END { print r + 0 }' "$WORK/load.out")" \
+     "(BENCH_REUSE_SESSION=$REUSE_SESSION)"
 echo "smtp_tls_load: $SESSIONS sessions, $SIZE-byte messages, 1 recipient, one connection per message," \
      "$MESSAGES per run, median of $REPS runs"
 echo
@@ -351,8 +369,8 @@ check "dotgate plain / haproxy plain" "$(ratio "${RATE[dotgate]}" "${RATE[haprox
 if [ "$HANDSHAKES" -gt 0 ]; then
   echo
   echo "connections without mail, one worker: $HS_SESSIONS sessions, $HANDSHAKES per run, median of $REPS"
-  printf '%-12s %-40s %8s %10s %10s %14s %11s\n' target "what each connection does" "conn/s" "proxy CPU" "1 / CPU" "TLS handshake" "client CPU"
-  printf '%-12s %-40s %8s %10s %10s %14s %11s\n' "" "" "" "ms/conn" "conn/s" "proxy CPU ms" "ms/conn"
+  printf '%-12s %-40s %8s %10s %10s %14s %11s %11s\n' target "what each connection does" "conn/s" "proxy CPU" "1 / CPU" "TLS handshake" "client CPU" "1 session"
+  printf '%-12s %-40s %8s %10s %10s %14s %11s %11s\n' "" "" "" "ms/conn" "conn/s" "proxy CPU ms" "ms/conn" "ms/conn"
   declare -A HS_WHAT=([dotgate]="greeting, QUIT" [dg_implicit]="handshake, greeting, QUIT"
                       [dg_starttls]="greeting, EHLO, STARTTLS, handshake, QUIT" [haproxy]="greeting, QUIT"
                       [haproxy_tls]="handshake, greeting, QUIT")
@@ -365,8 +383,8 @@ if [ "$HANDSHAKES" -gt 0 ]; then
       hs=$(awk -v a="$cpu" -v b="$plain_cpu" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.3f\n", a - b }')
     fi
     cap=$(awk -v c="$cpu" 'BEGIN { if (c == "-" || c == 0) print "-"; else printf "%.0f\n", 1000 / c }')
-    printf '%-12s %-40s %8s %10s %10s %14s %11s\n' "$target" "${HS_WHAT[$target]}" "${HS_RATE[$target]}" "$cpu" "$cap" "$hs" \
-      "$(per_ms "${CLIENT_MS[$target,hs]:-}" "${CPU_N[$target,hs]:-0}")"
+    printf '%-12s %-40s %8s %10s %10s %14s %11s %11s\n' "$target" "${HS_WHAT[$target]}" "${HS_RATE[$target]}" "$cpu" "$cap" "$hs" \
+      "$(per_ms "${CLIENT_MS[$target,hs]:-}" "${CPU_N[$target,hs]:-0}")" "${HS_MS[$target]}"
   done
   check "TLS handshakes/s, dotgate implicit / haproxy TLS" "$(ratio "${HS_RATE[dg_implicit]}" "${HS_RATE[haproxy_tls]}")"
 fi
