@@ -35,8 +35,9 @@
 #      handshake, QUIT), median of BENCH_REPS; the proxy's CPU ms per connection, and per TLS
 #      handshake (TLS connection minus plain connection, same proxy), and 1 / CPU per connection:
 #      the rate one worker would reach with a core to itself (here the client takes the other);
-#      and the time one connection takes with one session alone, BENCH_SEQ_HANDSHAKES (300)
-#      connections one after the other (median of BENCH_REPS);
+#      and the time one connection takes with one session alone: the median connection of
+#      BENCH_SEQ_HANDSHAKES (300) one after the other (median of BENCH_REPS runs; the median, not
+#      the mean, as on a busy machine a few connections wait tens of ms for a core);
 #   3. VmRSS per idle session (BENCH_IDLE (2000) sessions open and idle after greeting and EHLO,
 #      or after TLS and EHLO again; (VmRSS with them − VmRSS before) / N, each with its downstream
 #      connection) for each dotgate and for haproxy_tls; BENCH_IDLE=0 leaves it out.
@@ -50,7 +51,8 @@
 # with OpenSSL 3; 1.2 or 1.3 forces it on the client), BENCH_REUSE_SESSION (0; 1: each client
 # thread resumes its previous session from its ticket, instead of a full handshake per
 # connection as a fresh MX client pays), BENCH_HANDSHAKES (3000; 0 leaves part 2 out),
-# BENCH_HS_SESSIONS (20), BENCH_SEQ_HANDSHAKES (300), BENCH_IDLE (2000), BENCH_POOL (2: downstream.pool.size; 0: no pool),
+# BENCH_HS_SESSIONS (20), BENCH_SEQ_HANDSHAKES (300; 0 leaves the one-session runs out),
+# BENCH_IDLE (2000; 0 leaves part 3 out), BENCH_POOL (2: downstream.pool.size; 0: no pool),
 # BENCH_LOG_LEVEL (dotgate's, info), BENCH_PORT_BASE (23025; ports BASE..BASE+9 must be free and
 # below the ephemeral range, 32768+, which the clients use), BENCH_DIR (logs and configs; default a
 # fresh /tmp/dotgate-tlsbench.XXXXXX).
@@ -205,11 +207,13 @@ start_dotgate dg_implicit "$DG_IMPLICIT_PORT" "$DG_IMPLICIT_ADMIN" implicit
 TARGETS=(direct dotgate dg_starttls dg_implicit haproxy haproxy_tls)
 
 # run_load TARGET COUNT SESSIONS [ARGS...]: one smtp_tls_load run; sets RUN_RATE (sessions/s, or
-# FAIL), adds the proxy's CPU ticks to CPU_TICKS[TARGET,KIND] and the client's CPU to
-# CLIENT_MS[TARGET,KIND] (KIND: the global RUN_KIND), counts accepted messages in ACCEPTED.
+# FAIL) and RUN_P50 (the median session's ms); adds the proxy's CPU ticks to CPU_TICKS[TARGET,KIND]
+# and the client's CPU ms to CLIENT_MS[TARGET,KIND] (KIND: the global RUN_KIND: mail, hs, seq);
+# counts the accepted messages in ACCEPTED. Not called in a $(subshell): the counters must survive.
 declare -A CPU_TICKS=() CPU_N=() CLIENT_MS=()
 ACCEPTED=0
 RUN_RATE=
+RUN_P50=
 run_load() {
   local target=$1 count=$2 sessions=$3 pid=${TARGET_PID[$1]:-} c0=0 c1=0 out
   shift 3
@@ -218,11 +222,13 @@ run_load() {
                --count "$count" --sessions "$sessions" --size "$SIZE" "${LOAD_ARGS[@]}" "$@" 2>>"$WORK/load.err"); then
     log "  $target: smtp_tls_load failed: ${out:-no output} (see $WORK/load.err)"
     RUN_RATE=FAIL
+    RUN_P50=FAIL
     return
   fi
   [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
   echo "$RUN_KIND $target $out" >>"$WORK/load.out"
   RUN_RATE=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out" | awk '{ printf "%.0f\n", $1 }')
+  RUN_P50=$(sed -n 's/.* p50_ms=\([0-9.]*\) .*/\1/p' <<<"$out")
   CPU_TICKS[$target,$RUN_KIND]=$(( ${CPU_TICKS[$target,$RUN_KIND]:-0} + c1 - c0 ))
   CPU_N[$target,$RUN_KIND]=$(( ${CPU_N[$target,$RUN_KIND]:-0} + count ))
   CLIENT_MS[$target,$RUN_KIND]=$(awk -v a="${CLIENT_MS[$target,$RUN_KIND]:-0}" \
@@ -268,19 +274,21 @@ if [ "$HANDSHAKES" -gt 0 ]; then
     done
   done
   for target in "${HS_TARGETS[@]}"; do HS_RATE[$target]=$(median <<<"${hruns[$target]}"); done
-  # One session, one connection after the other: the time a connection takes, free of queueing.
-  RUN_KIND=seq
-  log "sequential: 1 session, $SEQ_HANDSHAKES connections per run, no mail, $REPS runs"
-  declare -A sruns=()
-  for rep in $(seq 1 "$REPS"); do
-    for target in "${HS_TARGETS[@]}"; do
-      run_load "$target" "$SEQ_HANDSHAKES" 1 --no-mail
-      ms=$(awk -v r="$RUN_RATE" 'BEGIN { if (r == "FAIL" || r == 0) print "FAIL"; else printf "%.3f\n", 1000 / r }')
-      sruns[$target]="${sruns[$target]:-} $ms"
-      log "  run $rep, $target: $ms ms per connection"
+  if [ "$SEQ_HANDSHAKES" -gt 0 ]; then
+    # One session, one connection after the other: the time a connection takes, free of queueing
+    # behind the other sessions.
+    RUN_KIND=seq
+    log "sequential: 1 session, $SEQ_HANDSHAKES connections per run, no mail, $REPS runs"
+    declare -A sruns=()
+    for rep in $(seq 1 "$REPS"); do
+      for target in "${HS_TARGETS[@]}"; do
+        run_load "$target" "$SEQ_HANDSHAKES" 1 --no-mail
+        sruns[$target]="${sruns[$target]:-} $RUN_P50"
+        log "  run $rep, $target: $RUN_P50 ms per connection (median), $RUN_RATE connections/s"
+      done
     done
-  done
-  for target in "${HS_TARGETS[@]}"; do HS_MS[$target]=$(median <<<"${sruns[$target]}"); done
+    for target in "${HS_TARGETS[@]}"; do HS_MS[$target]=$(median <<<"${sruns[$target]}"); done
+  fi
 fi
 
 # ---- 3. RSS per idle session ----------------------------------------------------------------------
@@ -384,7 +392,7 @@ if [ "$HANDSHAKES" -gt 0 ]; then
     fi
     cap=$(awk -v c="$cpu" 'BEGIN { if (c == "-" || c == 0) print "-"; else printf "%.0f\n", 1000 / c }')
     printf '%-12s %-40s %8s %10s %10s %14s %11s %11s\n' "$target" "${HS_WHAT[$target]}" "${HS_RATE[$target]}" "$cpu" "$cap" "$hs" \
-      "$(per_ms "${CLIENT_MS[$target,hs]:-}" "${CPU_N[$target,hs]:-0}")" "${HS_MS[$target]}"
+      "$(per_ms "${CLIENT_MS[$target,hs]:-}" "${CPU_N[$target,hs]:-0}")" "${HS_MS[$target]:--}"
   done
   check "TLS handshakes/s, dotgate implicit / haproxy TLS" "$(ratio "${HS_RATE[dg_implicit]}" "${HS_RATE[haproxy_tls]}")"
 fi
