@@ -107,7 +107,8 @@ class Postfix:
     """One sending Postfix instance in a test dir, relaying everything to 127.0.0.1:<port>."""
 
     def __init__(self, tc, port, host=harness.LOOPBACK, minimal_backoff="2s", maximal_backoff="4s",
-                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None):
+                 queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None,
+                 smtpd_maxproc=10):
         self.tc = tc
         self.port = port
         self.host = host
@@ -153,6 +154,7 @@ class Postfix:
         # smtpd=(port, {option: value}): one smtpd listening on host:port with those -o options
         # (the before-queue filter deployment: smtpd_proxy_filter=dotgate). Without it nothing listens.
         self.smtpd = smtpd
+        self.smtpd_maxproc = smtpd_maxproc  # smtpd processes at once (master.cf maxproc)
         self._write()
 
     def _write(self):
@@ -165,7 +167,7 @@ class Postfix:
             f.write(MASTER_CF)
             if self.smtpd:
                 port, options = self.smtpd
-                f.write("%s:%d inet n - n - 10 smtpd\n" % (self.host, port))
+                f.write("%s:%d inet n - n - %d smtpd\n" % (self.host, port, self.smtpd_maxproc))
                 for k, v in options.items():
                     f.write("  -o %s=%s\n" % (k, v))
         pw = pwd.getpwnam("postfix")
