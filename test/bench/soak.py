@@ -51,20 +51,16 @@ Fails (exit 1, or the test fails) on any loss, duplicate, unexpected delivery, w
 corrupted body, unanswered dot, policy escape, failed drain, or a fault kind never injected.
 
 Owns every process it starts (the harness stops each by its pid); every loop is bounded in count
-and time.
+and time. The clients are in soak_clients.py, the accounting in soak_reconcile.py.
 """
 
 import argparse
 import collections
-import hashlib
-import itertools
 import json
 import os
 import random
 import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -74,21 +70,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import harness  # noqa: E402
-from harness import LOOPBACK, ConnectionClosed, RawClient, ReplyTimeout, free_port, wait_listening, wait_until  # noqa: E402
+from harness import ConnectionClosed, RawClient, ReplyTimeout, free_port, wait_listening, wait_until  # noqa: E402
 from postfix_client import Postfix, skip_unless_postfix  # noqa: E402
+from soak_clients import (CLIENT_TIMEOUT, LIMIT_SIZE, SLOW_DOT_SENDER, SPAM_PHRASE, BulkLoad, Clients,  # noqa: E402
+                          make_message)
+from soak_reconcile import print_table, reconcile, sink_deliveries  # noqa: E402
 
 WEBHOOK = os.path.join(HERE, "..", "integration", "webhook.py")
-SMTP_SOURCE = "/usr/sbin/smtp-source"
-CLIENT_TIMEOUT = 60.0      # a client's wait for any one reply: far above dotgate's own timeouts
-SPAM_PHRASE = "cheap pills"
-LIMIT_SIZE = 150000        # limits.max_message_size
-BULK_SENDER = "bulk@load.example"
-SLOW_DOT_SENDER = "slowdot@soak.example"   # Postfix holds this sender's dot 3 s (the drain probe)
 
-# Message kinds and their weights. "expect_refused": the policies must never let it through.
-KINDS = [("clean", 52), ("spam", 7), ("oversize", 3), ("hook_reject", 5), ("hook_tempfail", 2),
-         ("cut_before_mail", 4), ("cut_after_rcpt", 5), ("cut_mid_data", 6), ("window", 8)]
-EXPECT_REFUSED = {"spam", "oversize", "hook_reject", "hook_tempfail"}
 FAULT_KINDS = ["postfix_stop", "postfix_kill", "webhook_hang", "webhook_garbage", "sighup"]
 
 HOOK_NORMAL = {"mode": "json", "response": {"action": "accept"},
@@ -109,26 +98,6 @@ class Params:
         self.think = think                # a client's pause between sessions, at most (s)
         self.drain_grace = drain_grace
         self.verbose = verbose
-
-
-class Message:
-    """One Python client's message: what was sent, what the client saw at each phase."""
-
-    def __init__(self, msgid, kind, rcpts, body):
-        self.msgid, self.kind, self.rcpts, self.body = msgid, kind, rcpts, body
-        self.sha = hashlib.sha256(body.replace(b"\r\n", b"\n")).hexdigest()
-        self.replies = []          # [(phase, code or None, first line)]
-        self.accepted_rcpts = []
-        self.outcome = None        # accepted, refused, cut, window, unanswered, not_connected
-        self.queue_id = None       # from "queued as X" in a 2xx at the dot
-        self.cut_phase = None
-        self.t_dot = self.t_reply = None
-
-    def saw(self, phase, reply):
-        self.replies.append((phase, reply.code if reply else None, reply.lines[0] if reply and reply.lines else ""))
-
-    def final_reply(self):
-        return self.replies[-1] if self.replies else (None, None, "")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,233 +260,6 @@ class Rig:
 # ----------------------------------------------------------------------------------------------
 # the Python clients
 
-def make_message(rng, msgid, kind):
-    rcpts = ["r%d@dest.example" % rng.randint(1, 50) for _ in range(rng.choice([1, 1, 1, 2]))]
-    rcpts = sorted(set(rcpts))
-    lines = []
-    size = rng.choice([200, 800, 3000, 8000, 20000]) if kind != "oversize" else LIMIT_SIZE + 10000
-    n = 0
-    while sum(len(l) + 2 for l in lines) < size:
-        n += 1
-        if rng.random() < 0.05:
-            lines.append(".line %d starts with a dot" % n)      # dot-stuffing, both ways
-        else:
-            lines.append("line %d %s" % (n, "".join(rng.choice("abcdefghij klmnop") for _ in range(rng.randint(10, 70)))))
-    if kind == "spam":
-        lines.insert(rng.randint(0, len(lines)), "buy %s now, %s for everyone" % (SPAM_PHRASE, SPAM_PHRASE))
-    headers = ["From: <sender@soak.example>", "To: <%s>" % rcpts[0], "Subject: soak %s %s" % (kind, msgid),
-               "Date: Fri, 04 Dec 2026 12:00:00 +0000", "Message-ID: <%s>" % msgid]
-    if kind == "hook_reject":
-        headers.append("X-Soak-Webhook: reject")
-    if kind == "hook_tempfail":
-        headers.append("X-Soak-Webhook: tempfail")
-    body = ("\r\n".join(lines) + "\r\n").encode()
-    head = ("\r\n".join(headers) + "\r\n\r\n").encode()
-    m = Message(msgid, kind, rcpts, body)
-    m.wire = head + body
-    return m
-
-
-class Clients:
-    def __init__(self, port, params):
-        self.port, self.p = port, params
-        self.messages = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.sessions = itertools.count(1)
-        self.threads = []
-        self.errors = []
-
-    def start(self):
-        for i in range(self.p.clients):
-            t = threading.Thread(target=self.loop, name="soak-client-%d" % i, daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def loop(self):
-        for _ in range(10 ** 7):   # bounded; ends on stop long before
-            if self.stop.is_set():
-                return
-            n = next(self.sessions)
-            rng = random.Random(self.p.seed * 1000003 + n)
-            try:
-                self.session(rng, n)
-            except Exception as e:  # a bug in the driver: reported, never silent
-                with self.lock:
-                    self.errors.append("session %d: %r" % (n, e))
-            self.stop.wait(rng.uniform(0, self.p.think))
-
-    def add(self, m):
-        with self.lock:
-            self.messages.append(m)
-
-    def session(self, rng, n):
-        count = rng.choice([1, 1, 1, 2, 2, 3])
-        kinds = [rng.choices([k for k, _ in KINDS], [w for _, w in KINDS])[0] for _ in range(count)]
-        pipelined = rng.random() < 0.3
-        first = make_message(rng, "soak-%d-%d-1@soak.example" % (self.p.seed, n), kinds[0])
-        self.add(first)
-        try:
-            c = RawClient(self.port, timeout=CLIENT_TIMEOUT)
-        except OSError as e:
-            first.outcome = "not_connected"
-            first.replies.append(("connect", None, str(e)))
-            return
-        try:
-            self.converse(c, rng, n, kinds, first, pipelined)
-        finally:
-            c.close()
-
-    def converse(self, c, rng, n, kinds, first, pipelined):
-        m = first
-        try:
-            r = c.greeting()
-            m.saw("greeting", r)
-            if r.code != 220:
-                m.outcome = "refused"
-                self.stop.wait(rng.uniform(0.2, 0.6))  # as an MTA would: not straight back
-                return
-            r = c.ehlo("soak-client.example")
-            m.saw("ehlo", r)
-            if r.code != 250:
-                m.outcome = "refused"
-                return
-        except (ConnectionClosed, ReplyTimeout, OSError) as e:
-            m.outcome = "refused"
-            m.replies.append(("greeting", None, "closed: %s" % e))
-            return
-        for k, kind in enumerate(kinds):
-            if k > 0:
-                m = make_message(rng, "soak-%d-%d-%d@soak.example" % (self.p.seed, n, k + 1), kind)
-                self.add(m)
-            go_on = self.transaction(c, rng, m, pipelined)
-            if not go_on:
-                return
-        try:
-            c.converse("QUIT", timeout=10)
-        except (ConnectionClosed, ReplyTimeout, OSError):
-            pass
-
-    def transaction(self, c, rng, m, pipelined):
-        """One message on an open session; False when the session is over."""
-        if m.kind == "cut_before_mail":
-            m.outcome, m.cut_phase = "cut", "before MAIL"
-            return False
-        try:
-            if pipelined and m.kind != "cut_after_rcpt":
-                cmds = ["MAIL FROM:<sender@soak.example>"] + ["RCPT TO:<%s>" % r for r in m.rcpts] + ["DATA"]
-                c.send("".join(x + "\r\n" for x in cmds))
-                replies = [c.read_reply() for _ in cmds]
-                m.saw("mail", replies[0])
-                for rcpt, r in zip(m.rcpts, replies[1:-1]):
-                    m.saw("rcpt", r)
-                    if r.code and r.code // 100 == 2:
-                        m.accepted_rcpts.append(rcpt)
-                m.saw("data", replies[-1])
-                if replies[-1].code != 354:
-                    m.outcome = "refused"
-                    return self.after_refusal(c, replies)
-            else:
-                r = c.converse("MAIL FROM:<sender@soak.example>")
-                m.saw("mail", r)
-                if r.code != 250:
-                    m.outcome = "refused"
-                    return self.after_refusal(c, [r])
-                for rcpt in m.rcpts:
-                    r = c.converse("RCPT TO:<%s>" % rcpt)
-                    m.saw("rcpt", r)
-                    if r.code == 421:
-                        m.outcome = "refused"
-                        return False
-                    if (r.code or 0) // 100 == 2:
-                        m.accepted_rcpts.append(rcpt)
-                if m.kind == "cut_after_rcpt":
-                    m.outcome, m.cut_phase = "cut", "after RCPT"
-                    return False
-                if not m.accepted_rcpts:
-                    m.outcome = "refused"
-                    return self.after_refusal(c, [])
-                r = c.converse("DATA")
-                m.saw("data", r)
-                if r.code != 354:
-                    m.outcome = "refused"
-                    return self.after_refusal(c, [r])
-            wire = harness.stuff(m.wire)
-            if m.kind == "cut_mid_data":
-                c.send(wire[:rng.randint(1, len(wire) - 1)])
-                m.outcome, m.cut_phase = "cut", "mid-DATA"
-                return False
-            c.send(wire + b".\r\n")
-            m.t_dot = time.monotonic()
-            if m.kind == "window":
-                m.outcome, m.cut_phase = "window", "after the dot"
-                return False
-        except (ConnectionClosed, ReplyTimeout, OSError) as e:
-            m.outcome = "refused"   # the server ended the session before the dot
-            m.replies.append(("before dot", None, "closed: %s" % e))
-            return False
-        try:
-            r = c.read_reply()
-        except (ConnectionClosed, ReplyTimeout, OSError) as e:
-            m.outcome = "unanswered"
-            m.t_reply = time.monotonic()
-            m.replies.append(("dot", None, "no reply: %s" % e))
-            return False
-        m.t_reply = time.monotonic()
-        m.saw("dot", r)
-        if (r.code or 0) // 100 == 2:
-            m.outcome = "accepted"
-            q = re.search(r"queued as (\w+)", r.text)
-            m.queue_id = q.group(1) if q else None
-        else:
-            m.outcome = "refused"
-        return r.code != 421
-
-    @staticmethod
-    def after_refusal(c, replies):
-        if any(r.code == 421 for r in replies):
-            return False
-        try:
-            r = c.converse("RSET")
-            return r.code == 250
-        except (ConnectionClosed, ReplyTimeout, OSError):
-            return False
-
-
-class BulkLoad:
-    """smtp-source in the background, one bounded run after another; counted in aggregate."""
-
-    def __init__(self, port, params):
-        self.port, self.p = port, params
-        self.stop = threading.Event()
-        self.runs = collections.Counter()
-        self.thread = None
-
-    def start(self):
-        if self.p.bulk_sessions <= 0 or not os.access(SMTP_SOURCE, os.X_OK):
-            return
-        self.thread = threading.Thread(target=self.loop, name="soak-bulk", daemon=True)
-        self.thread.start()
-
-    def loop(self):
-        for _ in range(10 ** 6):
-            if self.stop.is_set():
-                return
-            argv = [SMTP_SOURCE, "-A", "-s", str(self.p.bulk_sessions), "-m", str(self.p.bulk_sessions * 5),
-                    "-l", "1500", "-f", BULK_SENDER, "-t", "bulk-rcpt@dest.example", "-M", "load.example",
-                    "%s:%d" % (LOOPBACK, self.port)]
-            try:
-                p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, timeout=120, start_new_session=True)
-                self.runs["rc=%d" % p.returncode] += 1
-            except subprocess.TimeoutExpired:
-                self.runs["timeout"] += 1
-            self.stop.wait(0.5)
-
-    def join(self):
-        if self.thread:
-            self.thread.join(150)
-
 
 # ----------------------------------------------------------------------------------------------
 # faults
@@ -664,157 +406,6 @@ def finish_probe(c, m, report, name):
     report[name] = r.lines[0]
 
 
-def sink_deliveries(sink):
-    """{message-id: [(postfix queue id, [rcpts], body sha256)]} from smtp-sink's files."""
-    out = collections.defaultdict(list)
-    for m in sink.messages():
-        content = m.content
-        head, _, body = content.partition(b"\n\n")
-        mid = re.search(rb"(?im)^Message-I[dD]:\s*<([^>]+)>", head)
-        qid = re.search(rb"with E?SMTP id (\w+)", head)
-        rcpts = sorted(r.split()[0].strip("<>") for r in m.rcpts)
-        out[mid.group(1).decode() if mid else "?"].append(
-            (qid.group(1).decode() if qid else "?", rcpts, hashlib.sha256(body).hexdigest()))
-    return out
-
-
-MTA_WINDOW_TEXT = re.compile(r"^4\d\d 4\.4\.\d")
-
-
-def reconcile(messages, deliveries, rig, log_records):
-    c = collections.Counter()
-    problems = []
-    for m in messages:
-        got = deliveries.get(m.msgid, [])
-        qids = sorted({q for q, _, _ in got})
-        c["sent"] += 1
-        c["outcome " + m.outcome] += 1
-        if m.outcome == "refused":
-            phase, code, text = m.final_reply()
-            c["refused: %s %s" % (phase, " ".join((text or "closed").split()[:2]))] += 1
-        c["postfix redelivered (same queue id)"] += len(got) - len(qids)
-        if m.kind in EXPECT_REFUSED and m.outcome == "accepted":
-            problems.append("policy escape: %s (%s) got %r" % (m.msgid, m.kind, m.final_reply()))
-            c["policy escapes"] += 1
-        if m.outcome == "accepted":
-            if not qids:
-                c["lost"] += 1
-                problems.append("LOST: %s accepted %r, never delivered" % (m.msgid, m.final_reply()))
-            elif len(qids) > 1:
-                c["duplicated"] += 1
-                problems.append("DUPLICATED: %s accepted once, delivered as %s" % (m.msgid, qids))
-            else:
-                c["delivered"] += 1
-                if m.queue_id != qids[0]:
-                    c["wrong queue id"] += 1
-                    problems.append("%s: the client was told queued as %s, Postfix delivered %s" % (m.msgid, m.queue_id, qids[0]))
-                rcpts = sorted({r for _, rs, _ in got for r in rs})
-                if rcpts != sorted(m.accepted_rcpts):
-                    c["wrong recipients"] += 1
-                    problems.append("%s: accepted %s, delivered to %s" % (m.msgid, m.accepted_rcpts, rcpts))
-                if any(sha != m.sha for _, _, sha in got):
-                    c["corrupted"] += 1
-                    problems.append("%s: delivered body differs from the one sent" % m.msgid)
-        elif m.outcome == "window":
-            c["window delivered" if qids else "window not delivered"] += 1
-            if len(qids) > 1:
-                c["duplicated"] += 1
-                problems.append("DUPLICATED (window): %s delivered as %s" % (m.msgid, qids))
-            else:
-                c["delivered"] += len(qids)
-        elif m.outcome == "unanswered":
-            c["unanswered dot"] += 1
-            c["delivered"] += len(qids)
-            problems.append("UNANSWERED: %s got no reply to its dot: %r" % (m.msgid, m.replies[-1]))
-        elif qids:   # refused, cut, not connected: must not be delivered
-            phase, code, text = m.final_reply()
-            if (m.outcome == "refused" and phase == "dot" and MTA_WINDOW_TEXT.match(text or "")
-                    and m.t_dot and rig.postfix_was_down_between(m.t_dot, m.t_reply)):
-                c["MTA window delivered"] += 1
-                c["delivered"] += len(qids)
-            else:
-                c["unexpected deliveries"] += 1
-                c["delivered"] += len(qids)
-                problems.append("UNEXPECTED: %s (%s, %s) delivered as %s; replies %r"
-                                % (m.msgid, m.kind, m.outcome, qids, m.replies))
-        if m.outcome == "refused" and m.final_reply()[0] == "dot" and MTA_WINDOW_TEXT.match(m.final_reply()[2] or "") \
-                and not qids and m.t_dot and rig.postfix_was_down_between(m.t_dot, m.t_reply):
-            c["MTA window not delivered"] += 1
-        if m.outcome == "cut":
-            c["cut " + m.cut_phase] += 1
-
-    # smtp-source: dotgate's log says what it accepted (with Postfix's queue id); reconcile those.
-    bulk_accepted, bulk_tempfailed_at_dot = set(), 0
-    for r in log_records:
-        if r.get("msg") != "transaction" or r.get("from") != BULK_SENDER:
-            continue
-        c["bulk transactions"] += 1
-        q = re.search(r"queued as (\w+)", str(r.get("reply", "")))
-        if r.get("outcome") == "accepted" and q:
-            bulk_accepted.add(q.group(1))
-        elif MTA_WINDOW_TEXT.match(str(r.get("reply", ""))):
-            bulk_tempfailed_at_dot += 1
-    bulk_delivered = collections.Counter()
-    for mid, got in deliveries.items():
-        if mid.endswith("@load.example"):
-            for q in {q for q, _, _ in got}:
-                bulk_delivered[q] += 1
-    c["bulk accepted"] = len(bulk_accepted)
-    c["bulk delivered"] = len(bulk_delivered)
-    lost = bulk_accepted - set(bulk_delivered)
-    extra = set(bulk_delivered) - bulk_accepted
-    if lost:
-        c["lost"] += len(lost)
-        problems.append("LOST (smtp-source): queue ids %s accepted, never delivered" % sorted(lost)[:20])
-    # a bulk message delivered that dotgate did not log as accepted: only inside the MTA window
-    c["bulk MTA window delivered"] = min(len(extra), bulk_tempfailed_at_dot)
-    if len(extra) > bulk_tempfailed_at_dot:
-        c["unexpected deliveries"] += len(extra) - bulk_tempfailed_at_dot
-        problems.append("UNEXPECTED (smtp-source): %d delivered without a logged 2xx (%d MTA-window tempfails)"
-                        % (len(extra), bulk_tempfailed_at_dot))
-    known = {m.msgid for m in messages}
-    strays = [mid for mid in deliveries if mid not in known and not mid.endswith("@load.example")]
-    if strays:
-        c["unexpected deliveries"] += len(strays)
-        problems.append("UNEXPECTED: deliveries of unknown messages %s" % strays[:10])
-    return c, problems
-
-
-def print_table(c, faults, report, params, out):
-    rows = [
-        ("messages sent (Python clients)", c["sent"]),
-        ("  accepted (2xx at the dot)", c["outcome accepted"]),
-        ("  refused (4xx/5xx, or no greeting)", c["outcome refused"] + c["outcome not_connected"]),
-        ("  cut before the dot", c["outcome cut"]),
-        ("    before MAIL / after RCPT / mid-DATA", "%d / %d / %d" % (c["cut before MAIL"], c["cut after RCPT"], c["cut mid-DATA"])),
-        ("  in the RFC 1047 window (vanished after the dot)", c["outcome window"]),
-        ("    of which delivered / not", "%d / %d" % (c["window delivered"], c["window not delivered"])),
-        ("  dot unanswered (must be 0)", c["unanswered dot"]),
-        ("delivered (distinct Postfix queue ids)", c["delivered"]),
-        ("lost (must be 0)", c["lost"]),
-        ("duplicated (must be 0)", c["duplicated"]),
-        ("unexpected deliveries (must be 0)", c["unexpected deliveries"]),
-        ("MTA window: 4.4.x at the dot as Postfix died, delivered / not", "%d / %d" % (c["MTA window delivered"], c["MTA window not delivered"])),
-        ("wrong queue id / recipients / corrupted body (must be 0)", "%d / %d / %d" % (c["wrong queue id"], c["wrong recipients"], c["corrupted"])),
-        ("policy escapes: spam, oversize, webhook refusals with 2xx (must be 0)", c["policy escapes"]),
-        ("Postfix redelivered its own queue file (same queue id)", c["postfix redelivered (same queue id)"]),
-        ("smtp-source: transactions / accepted / delivered", "%d / %d / %d" % (c["bulk transactions"], c["bulk accepted"], c["bulk delivered"])),
-        ("smtp-source: MTA window delivered", c["bulk MTA window delivered"]),
-    ]
-    refusals = sorted(((k, v) for k, v in c.items() if k.startswith("refused: ")), key=lambda kv: -kv[1])
-    rows.append(("refusals by phase and reply", ", ".join("%s: %d" % (k[9:], v) for k, v in refusals[:8])))
-    for kind in FAULT_KINDS:
-        rows.append(("fault: %s" % kind, faults.done[kind]))
-    for k, v in report.items():
-        rows.append((k, v))
-    width = max(len(r[0]) for r in rows)
-    print("soak reconciliation (seed %d, %.0f s of load, %d clients, %d smtp-source sessions)"
-          % (params.seed, params.duration, params.clients, params.bulk_sessions), file=out)
-    for name, value in rows:
-        print("  %-*s  %s" % (width, name, value), file=out)
-    out.flush()
-
-
 def run(tc, params, out=sys.stdout):
     """The whole soak on `tc` (a harness.IntegrationTest); returns (counters, problems)."""
     rig = Rig(tc, params)
@@ -875,13 +466,13 @@ def run(tc, params, out=sys.stdout):
             samples[-1][1][0], samples[-1][1][1])
     report["bulk smtp-source runs"] = dict(bulk.runs)
     report["faults"] = "; ".join(faults.log) if len(faults.log) <= 12 else "%d injected" % len(faults.log)
-    c, found = reconcile(clients.messages, sink_deliveries(rig.sink), rig, rig.log_records())
+    c, found = reconcile(clients.messages, sink_deliveries(rig.sink), rig.postfix_was_down_between, rig.log_records())
     problems += found
     problems += ["driver: " + e for e in clients.errors + faults.errors]
     for kind in FAULT_KINDS:
         if not faults.done[kind]:
             problems.append("fault %s was never injected" % kind)
-    print_table(c, faults, report, params, out)
+    print_table(c, FAULT_KINDS, faults.done, report, params, out)
     for p in problems[:40]:
         print("  PROBLEM: " + p, file=out)
     out.flush()
