@@ -132,6 +132,14 @@ void Session::shut_down() {
     close_all();
     return;
   }
+  if (state_ == State::DotSent) {
+    // The dot is relayed: the MTA may have queued the message already. A 421 now would tell the
+    // client to send it again, a duplicate of our own making (RFC 1047). Its reply is owed and
+    // comes, or the link fails, within data_end_timeout; the session ends right after it.
+    log::info("shutting down after the reply to the dot", {{"client", peer_}});
+    shut_down_after_dot_ = true;
+    return;
+  }
   fail_session(replies::kShuttingDown, "shutting down");
 }
 

@@ -102,7 +102,9 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   // Accepts, sends `reply` and closes: for connections over the limit or while draining. On an
   // implicit TLS listener the reply goes over TLS, after the handshake (session_refusal.cc).
   void refuse(uv_stream_t* server, const config::Endpoint& listener, const ReplySpec& reply);
-  // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing.
+  // Drain deadline reached: 421 4.3.2 and close, whatever the session was doing, except waiting
+  // for the reply to a dot already relayed: that reply goes out first (bounded by the link's
+  // data_end_timeout), then the 421.
   void shut_down();
 
   // net::Stream::Events: the client's stream
@@ -358,6 +360,7 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool client_authenticated_ = false;  // the MTA answered 235 to the client's AUTH
   bool quit_ = false;
   bool client_ended_ = false;  // EOF from a client that waits for its last replies
+  bool shut_down_after_dot_ = false;  // shut_down() came while the dot's reply was owed
   bool deadline_passed_ = false;  // this transaction's verdict came from the deadline
   bool refused_at_greeting_ = false;  // we relayed a 554 greeting: only QUIT from now on
   config::ListenerTls listener_tls_ = config::ListenerTls::Off;

@@ -120,6 +120,10 @@ void Session::on_link_reply(smtp::Reply reply) {
   flush_replies();
   emit_deferred_log();
   if (state_ == State::Closing) return;
+  if (shut_down_after_dot_ && state_ != State::DotSent) {
+    fail_session(replies::kShuttingDown, "shutting down");  // the dot's reply is out: now the 421
+    return;
+  }
   pump();
 }
 

@@ -95,7 +95,12 @@ void Session::replay_failed(const std::string& why) {
   }
   enter_state(State::Command);
   flush_replies();
-  if (state_ != State::Closing) pump();
+  if (state_ == State::Closing) return;
+  if (shut_down_after_dot_) {
+    fail_session(replies::kShuttingDown, "shutting down");  // the drain waited for this reply
+    return;
+  }
+  pump();
 }
 
 }  // namespace dotgate::proxy

@@ -114,7 +114,7 @@ class Postfix:
 
     def __init__(self, tc, port, host=harness.LOOPBACK, minimal_backoff="2s", maximal_backoff="4s",
                  queue_run_delay="2s", hostname="pfsender.example", extra_main=None, smtpd=None,
-                 smtpd_host=None, netns=None):
+                 smtpd_host=None, netns=None, smtpd_maxproc=10):
         self.tc = tc
         self.port = port
         self.host = host
@@ -162,6 +162,7 @@ class Postfix:
         self.smtpd = smtpd
         self.smtpd_host = smtpd_host or host
         self.netns = netns  # run inside this network namespace (ip netns exec)
+        self.smtpd_maxproc = smtpd_maxproc  # smtpd processes at once (master.cf maxproc)
         self._write()
 
     def _write(self):
@@ -174,7 +175,7 @@ class Postfix:
             f.write(MASTER_CF)
             if self.smtpd:
                 port, options = self.smtpd
-                f.write("%s:%d inet n - n - 10 smtpd\n" % (self.smtpd_host, port))
+                f.write("%s:%d inet n - n - %d smtpd\n" % (self.smtpd_host, port, self.smtpd_maxproc))
                 for k, v in options.items():
                     f.write("  -o %s=%s\n" % (k, v))
         pw = pwd.getpwnam("postfix")

@@ -4,7 +4,9 @@
 Covers issue 3 "Signals": SIGTERM stops accepting, /readyz answers 503, sessions may finish within
 drain_grace, what is left gets 421 4.3.2, the process exits; SIGHUP applies a changed config to
 new sessions only (running sessions keep theirs); a broken config on SIGHUP is refused with a log
-line and the old one stays (dotgate still runs and relays).
+line and the old one stays (dotgate still runs and relays). A session whose dot is already relayed
+when drain_grace ends gets the MTA's reply to it before its 421 (issue 15, found by the soak's
+accounting: a 421 there makes the client send a message the MTA has queued once more).
 """
 
 import json
@@ -135,6 +137,29 @@ class SignalsTest(IntegrationTest):
         time.sleep(0.5)
         self.assertTrue(dg.proc.alive())
         self.assertEqual(self.readyz(dg), 200)
+
+    def test_drain_grace_ending_after_a_relayed_dot_waits_for_its_reply(self):
+        """The MTA holds the dot (it may have queued the message) when drain_grace runs out: the
+        client must get the MTA's 250, not 421 4.3.2 (it would send the message again: a
+        duplicate); the session and dotgate end right after."""
+        fake = self.fake({"rules": [{"command": ".", "delay": 2.5, "reply": "250 2.0.0 Ok: queued as SLOWDOT"}]})
+        dg = self.dotgate(fake.port, {"drain_grace": 0.5, "downstream": {"data_end_timeout": 10}})
+        c = self.session(dg)
+        self.assertReply(c.converse("MAIL FROM:<a@example.org>"), 250)
+        self.assertReply(c.converse("RCPT TO:<b@example.net>"), 250)
+        self.assertReply(c.converse("DATA"), 354)
+        c.send(b"Subject: queued while draining\r\n\r\nbody\r\n.\r\n")
+        fake.wait_for(1)  # the MTA has the dot: from here the message may be queued
+        t0 = time.monotonic()
+        dg.signal(signal.SIGTERM)
+        r = c.read_reply(timeout=10)
+        self.assertReply(r, 250, msg="the reply to a relayed dot after drain_grace")
+        self.assertIn("SLOWDOT", r.text)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5, "the 250 came before the MTA's delayed reply?")
+        self.assertReply(c.read_reply(timeout=5), 421, "4.3.2")  # and then the drain's 421
+        self.assertClosed(c)
+        self.assertEqual(dg.proc.wait(10), 0, "dotgate did not exit 0 after the owed reply")
+        self.assertEqual(len(fake.messages()), 1)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ change the answer between messages. Modes:
                  (a server that dropped an idle keep-alive connection just as the request came)
   close_idle — like json (keep-alive announced), then close the connection 0.2 s later
 A "delay" (seconds) in the script holds any answer that long first (a slow verdict service).
+"match" ([{"contains": "text", "response": {...}}], json mode only): the first entry whose text is
+in the request body answers with its response instead (a verdict per message, test/bench/soak.py).
 Every request is recorded in DIR/requests.jsonl: the connection number, the method, path, the
 headers (in order, repeated ones kept) and the body (base64). DIR/ready appears once listening.
 Owns only its listening socket and connections; ends on SIGTERM.
@@ -83,7 +85,12 @@ def main():
             if mode == "garbage":
                 out, ctype = b"this is not json", "text/plain"
             else:
-                out, ctype = json.dumps(script.get("response", {"action": "accept"})).encode(), "application/json"
+                response = script.get("response", {"action": "accept"})
+                for rule in script.get("match", []) if mode == "json" else []:
+                    if rule["contains"].encode() in body:
+                        response = rule["response"]
+                        break
+                out, ctype = json.dumps(response).encode(), "application/json"
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(out)))
