@@ -189,7 +189,8 @@ port_open "$SMTPD_PORT" || die "Postfix does not listen on $SMTPD_PORT after 20 
 # pf_ticks: CPU ticks of every process in master's process group now (smtpd, cleanup, qmgr, ...),
 # and of master's children that have exited (its cutime + cstime: an smtpd exits after max_use).
 pf_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$MASTER_PID" '{ pid = $1; sub(/^.*\) /, "")
+  # a process may exit between the glob and its read: cat fails then, which pipefail must not see
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v g="$MASTER_PID" '{ pid = $1; sub(/^.*\) /, "")
     if ($3 == g) sum += $12 + $13 + (pid == g ? $14 + $15 : 0) } END { print sum + 0 }'
 }
 queue_files() { find "$PF_QUEUE/incoming" "$PF_QUEUE/active" "$PF_QUEUE/deferred" "$PF_QUEUE/maildrop" -type f 2>/dev/null | wc -l; }
