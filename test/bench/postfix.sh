@@ -10,14 +10,16 @@
 # as test/integration/postfix_client.py does) runs one smtpd on 127.0.0.1 that accepts everything
 # (no restrictions, no connection count or rate limits, in_flow_delay 0) and queues each message
 # for real (cleanup writes and fsyncs the queue file, qmgr picks it up), then delivers it to the
-# discard transport. In one run, interleaved, Postfix's smtp-source sends to four targets:
+# discard transport. In one run, interleaved, Postfix's smtp-source sends to five targets:
 #   direct    smtp-source → Postfix smtpd
 #   haproxy   smtp-source → haproxy (mode tcp, nbthread BENCH_HAPROXY_THREADS: nproc) → smtpd
 #   dotgate   smtp-source → dotgate, the default config (listener, downstream, spool directory and
 #             the limits policy; every other key its default: workers one per core, no pool) → smtpd
-#   tuned     the same binary with the recommended settings (deploy/dotgate.example.json's):
-#             downstream.pool size BENCH_TUNED_POOL (20) and max_sessions BENCH_TUNED_MAX_SESSIONS
-#             (100), busy_poll_us BENCH_TUNED_BUSY_POLL (0)
+#   pool2     the default config plus the pool the deployment configs recommend (deploy/
+#             dotgate.example.json's downstream.pool: size 2, one client per MTA connection)
+#   tuned     the same binary configured for speed: downstream.pool size BENCH_TUNED_POOL (20) and
+#             max_sessions BENCH_TUNED_MAX_SESSIONS (100: several clients per MTA connection),
+#             busy_poll_us BENCH_TUNED_BUSY_POLL (0)
 # BENCH_SESSIONS (20) parallel sessions, BENCH_SIZE (4096)-byte messages, BENCH_RCPTS (1) recipients,
 # one connection per message (BENCH_REUSE=1: smtp-source -d, one per session), BENCH_MESSAGES
 # (5000) per run, BENCH_REPS (3) runs. Between runs it waits (at most 120 s) for Postfix's queue to
@@ -30,7 +32,7 @@
 # instance's maillog = messages sent × recipients), and the targets: dotgate >= 0.90 of direct and
 # above haproxy.
 # Knobs (besides those above): BENCH_PORT_BASE (25525: smtpd; +1 haproxy, +2/+3 dotgate and its
-# admin, +4/+5 tuned; below the ephemeral range), BENCH_LOG_LEVEL (dotgate's, info), BENCH_DIR.
+# admin, +4/+5 tuned, +6/+7 pool2; below the ephemeral range), BENCH_LOG_LEVEL (dotgate's, info), BENCH_DIR.
 # Every process it starts is stopped by its pid on exit (Postfix: master by its pid, then what is
 # left of its process group, by that group's id); every step has a time limit.
 set -euo pipefail
@@ -51,6 +53,8 @@ DOTGATE_PORT=$((BASE + 2))
 ADMIN_PORT=$((BASE + 3))
 TUNED_PORT=$((BASE + 4))
 TUNED_ADMIN_PORT=$((BASE + 5))
+POOL2_PORT=$((BASE + 6))
+POOL2_ADMIN_PORT=$((BASE + 7))
 HAPROXY_THREADS=${BENCH_HAPROXY_THREADS:-$(nproc)}
 TUNED_POOL=${BENCH_TUNED_POOL:-20}
 TUNED_MAX_SESSIONS=${BENCH_TUNED_MAX_SESSIONS:-100}
@@ -86,7 +90,7 @@ if [ ! -x "$DOTGATE" ]; then
   fi
   [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
 fi
-for p in $(seq "$BASE" $((BASE + 5))); do
+for p in $(seq "$BASE" $((BASE + 7))); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
@@ -252,13 +256,15 @@ EOF
 }
 start_dotgate dotgate "$DOTGATE_PORT" "$ADMIN_PORT" \
   "\"downstream\": {\"address\": \"127.0.0.1\", \"port\": $SMTPD_PORT},"
+start_dotgate pool2 "$POOL2_PORT" "$POOL2_ADMIN_PORT" \
+  "\"downstream\": {\"address\": \"127.0.0.1\", \"port\": $SMTPD_PORT, \"pool\": {\"size\": 2, \"max_idle\": 60}},"
 TUNED_JSON="\"downstream\": {\"address\": \"127.0.0.1\", \"port\": $SMTPD_PORT, \"pool\": {\"size\": $TUNED_POOL, \"max_sessions\": $TUNED_MAX_SESSIONS}},"
 [ "$TUNED_BUSY_POLL" != 0 ] && TUNED_JSON="$TUNED_JSON \"busy_poll_us\": $TUNED_BUSY_POLL,"
 start_dotgate tuned "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$TUNED_JSON"
 sleep 1  # the tuned pool's connections greeted
 
 # ---- the runs ----------------------------------------------------------------------------------
-declare -A runs=() PF_CPU=() BUSY_RUNS=()
+declare -A runs=() PF_CPU=() SRC_CPU=() BUSY_RUNS=()
 SENT=0
 # One short unmeasured run per target first: Postfix spawns its smtpd processes, the pools fill.
 for target in "${TARGETS[@]}"; do
@@ -275,6 +281,7 @@ for rep in $(seq 1 "$REPS"); do
     wait_queue_empty  # its deliveries are part of what Postfix spent on this target
     p1=$(pf_ticks)
     PF_CPU[$target]=$((${PF_CPU[$target]:-0} + p1 - p0))
+    SRC_CPU[$target]=$((${SRC_CPU[$target]:-0} + RUN_SOURCE_TICKS))
     BUSY_RUNS[$target]="${BUSY_RUNS[$target]:-} $RUN_BUSY_PCT"
     if [ "$secs" = FAIL ]; then rate=FAIL; else
       rate=$(awk -v n="$MESSAGES" -v s="$secs" 'BEGIN { printf "%.0f\n", n / s }')
@@ -299,22 +306,23 @@ echo "postfix benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname
 echo "Postfix $(postconf -d -h mail_version) smtpd (queue on $(df -T "$PF_QUEUE" | awk 'NR == 2 { print $2 }'), discard transport);" \
      "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $RCPTS rcpt, $MESSAGES per run, median of $REPS runs;" \
      "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
-echo "haproxy $(haproxy -v | head -n1 | awk '{ print $3 }') nbthread $HAPROXY_THREADS; dotgate: $DOTGATE, default config;" \
+echo "haproxy $(haproxy -v | head -n1 | awk '{ print $3 }') nbthread $HAPROXY_THREADS; dotgate: $DOTGATE, default config; pool2: pool size 2;" \
      "tuned: downstream.pool size $TUNED_POOL max_sessions $TUNED_MAX_SESSIONS, busy_poll_us $TUNED_BUSY_POLL"
 echo
-printf '%-8s %8s %9s %10s %14s %16s %6s\n' target "msg/s" "/direct" "/haproxy" "proxy CPU ms" "Postfix CPU ms" "busy%"
+printf '%-8s %8s %9s %10s %14s %16s %15s %6s\n' target "msg/s" "/direct" "/haproxy" "proxy CPU ms" "Postfix CPU ms" "source CPU ms" "busy%"
 for target in "${TARGETS[@]}"; do
   pcpu=-
   [ -n "${TARGET_PID[$target]:-}" ] && pcpu=$(per_msg "${CPU_TICKS[$target]}")
-  printf '%-8s %8s %9s %10s %14s %16s %6s\n' "$target" "${RATE[$target]}" \
+  printf '%-8s %8s %9s %10s %14s %16s %15s %6s\n' "$target" "${RATE[$target]}" \
     "$(ratio "${RATE[$target]}" "${RATE[direct]}")" "$(ratio "${RATE[$target]}" "${RATE[haproxy]}")" \
-    "$pcpu" "$(per_msg "${PF_CPU[$target]}")" "$(median <<<"${BUSY_RUNS[$target]}")"
+    "$pcpu" "$(per_msg "${PF_CPU[$target]}")" "$(per_msg "${SRC_CPU[$target]}")" "$(median <<<"${BUSY_RUNS[$target]}")"
 done
-echo "(CPU ms per message; Postfix's: every process of its instance, for the run and its queue's delivery)"
+echo "(CPU ms per message; Postfix's: every process of its instance, for the run and its queue's delivery;"
+echo " source: smtp-source's, this shell's waited-for children)"
 echo
 echo "every accepted message delivered: $DELIVERED 'status=sent' lines, $((SENT * RCPTS)) expected"
 echo "targets:"
-for t in dotgate tuned; do
+for t in dotgate pool2 tuned; do
   d=${RATE[$t]} x=${RATE[direct]} h=${RATE[haproxy]}
   if [[ "$d$x$h" == *FAIL* ]]; then check "$t: >= 0.90 of direct and above haproxy" "n/a (a run failed)"; continue; fi
   check "$t >= 0.90 of direct ($(ratio "$d" "$x"))" "$(verdict "$d >= 0.9 * $x")"
