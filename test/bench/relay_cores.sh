@@ -8,6 +8,7 @@
 # that target ran (ticks over the run's wall time), and the machine's median busy share; then
 # each proxy's 2/1 ratio (target: dotgate >= 1.7x), and how dotgate2's two worker threads shared
 # the work (their CPU ticks, /proc/PID/task/TID/stat, the threads named dotgate-wN).
+# shellcheck shell=bash
 
 # per_msg TICKS: ms of CPU per message over all of a target's throughput runs (2 x REPS runs).
 per_msg() { awk -v t="$1" -v n="$((2 * REPS * MESSAGES))" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f\n", t * 1000 / hz / n }'; }
