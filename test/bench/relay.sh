@@ -344,7 +344,7 @@ echo
 # Issue 3's targets for dotgate with one worker, in each configuration.
 targets() {  # TARGET
   local t=$1 d1=${RATE[$1,1]} d5=${RATE[$1,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]} lr ik
-  echo "targets ($t, one worker):"
+  echo "targets ($t, --workers $WORKERS):"
   if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then
     check "throughput >= haproxy's (1 and 5 recipients)" "n/a (a run failed)"
   else
