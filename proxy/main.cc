@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "lib/config/config.h"
+#include "lib/config/trade_notes.h"
 #include "lib/http/admin_server.h"
 #include "lib/log/log.h"
 #include "lib/metrics/proxy_protocol_metrics.h"
@@ -270,13 +271,17 @@ int run(int argc, char** argv) {
   // does the same, so that what it says is what a start under the same limits would find.
   OpenFilesLimit fd_limit = raise_open_files_limit();
   std::string fd_warning = open_files_warning(runtime->config, worker_count(runtime->config), fd_limit.soft);
+  const config::Config& cfg = runtime->config;
+  const int n = worker_count(cfg);
+  // What the speed settings in use trade (config::trade_notes): said before serving, not hidden.
+  std::vector<std::string> notes = config::trade_notes(cfg, n);
   if (d->options.check_config) {
     // A warning, not an error: the file is valid, and the limit belongs to how it is started.
     if (!fd_warning.empty()) std::fprintf(stderr, "dotgate: warning: %s\n", fd_warning.c_str());
     std::printf("dotgate: %s: configuration OK\n", d->options.config_path.c_str());
+    for (const auto& note : notes) std::printf("dotgate: trade-off: %s\n", note.c_str());
     return 0;
   }
-  const config::Config& cfg = runtime->config;
   if (!log::setup(cfg.log_format, cfg.log_level)) {
     std::fprintf(stderr, "dotgate: log.level: unknown level %s\n", cfg.log_level.c_str());
     return 1;
@@ -299,7 +304,6 @@ int run(int argc, char** argv) {
            "# TYPE dotgate_maintenance gauge\n"
            "dotgate_maintenance " + std::string(dp->shared.maintenance.load() ? "1" : "0") + "\n";
   });
-  int n = worker_count(cfg);
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(d->shared, i);
     if (w->open_listeners(cfg.listeners, error) != 0) {
@@ -350,6 +354,7 @@ int run(int argc, char** argv) {
                                 {"admin", cfg.admin_enabled ? cfg.admin.to_string() : "off"},
                                 {"workers", n},
                                 {"policies", runtime->policies->names()}});
+  for (const auto& note : notes) log::info("trade-off", {{"setting", note.substr(0, note.find(':'))}, {"trade", note}});
   sd_notify(0, "READY=1\nSTATUS=serving");
   uv_run(d->loop, UV_RUN_DEFAULT);
   for (auto& w : d->workers) w->join();

@@ -1,6 +1,8 @@
 // proxy/worker.cc — see worker.h.
 #include "proxy/worker.h"
 
+#include <pthread.h>
+
 #include "lib/log/log.h"
 #include "lib/net/loop_share.h"
 
@@ -39,6 +41,10 @@ int Worker::open_listeners(const std::vector<config::Endpoint>& endpoints, std::
 void Worker::start() {
   pool_->fill(shared_.runtime());  // before the thread: the loop is not running yet
   thread_ = std::thread([this] {
+    // "dotgate-w0", ...: top -H, perf and test/bench/relay_cores.sh tell the workers apart by it
+    // (15 characters at most, the kernel's limit).
+    std::string name = "dotgate-w" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
     finished_.store(true);
   });

@@ -6,6 +6,7 @@
 // listeners, sends 421 4.3.2 to the sessions left, closes its downstream pool (drain empties it
 // already), lets go of its profile lookup (its client closes once the last session holding it is
 // gone) and its async handle, and its loop ends.
+// Its thread is named "dotgate-wN" (N: its index), so per-thread tools can tell the workers apart.
 // With busy_poll_us set it also owns a net::BusyPoll (an idle handle, closed with the async one).
 // No shared mutable state with other workers but the atomics in Shared.
 #pragma once

@@ -76,12 +76,29 @@ start_sink() {
   wait_port "$1" "$SINK_PID" smtp-sink
 }
 
+# children_ticks: CPU ticks (user + system) of this shell's children that have been waited for
+# (cutime + cstime of /proc/$$/stat): across one smtp-source run, that run's CPU (timeout waits
+# for smtp-source, this shell for timeout; the few awk and date children add a tick or so).
+children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+# machine_ticks: "BUSY TOTAL" clock ticks of all cores from /proc/stat (busy: all but idle and
+# iowait). Over a run: how much of the machine was in use, by anything (it may be shared).
+machine_ticks() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
+
 # run_source TARGET SESSIONS MESSAGES RCPTS: sets RUN_SECS (elapsed seconds, or FAIL) and adds the
 # proxy's CPU ticks to CPU_TICKS. Not called in a $(subshell): the counters must survive.
+# Also sets, for the run: RUN_SOURCE_TICKS (smtp-source's CPU), RUN_SINK_TICKS (SINK_PID's, when
+# the caller started a sink) and RUN_BUSY_PCT (the machine's busy share, 0-100, all cores).
 RUN_SECS=
+RUN_SOURCE_TICKS=0
+RUN_SINK_TICKS=0
+RUN_BUSY_PCT=0
 run_source() {
   local target=$1 sessions=$2 messages=$3 rcpts=$4 pid=${TARGET_PID[$1]:-} t0 t1 c0=0 c1=0
+  local s0 s1 k0=0 k1=0 m0 m1
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  [ -n "${SINK_PID:-}" ] && k0=$(cpu_ticks "$SINK_PID")
+  s0=$(children_ticks)
+  m0=$(machine_ticks)
   t0=$(date +%s%N)
   if ! timeout 300 smtp-source "${REUSE[@]}" -s "$sessions" -m "$messages" -l "$SIZE" -r "$rcpts" \
       -M "$HELO_NAME" -f sender@bench.example -t rcpt@bench.example \
@@ -91,6 +108,13 @@ run_source() {
     return
   fi
   t1=$(date +%s%N)
+  m1=$(machine_ticks)
+  s1=$(children_ticks)
+  [ -n "${SINK_PID:-}" ] && k1=$(cpu_ticks "$SINK_PID")
+  RUN_SOURCE_TICKS=$((s1 - s0))
+  RUN_SINK_TICKS=$((k1 - k0))
+  RUN_BUSY_PCT=$(awk -v a="$m0" -v b="$m1" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    t = y[2] - x[2]; if (t <= 0) print 0; else printf "%.0f\n", (y[1] - x[1]) * 100 / t }')
   if [ -n "$pid" ]; then
     c1=$(cpu_ticks "$pid")
     CPU_TICKS[$target]=$((CPU_TICKS[$target] + c1 - c0))

@@ -7,8 +7,9 @@
 # In one run, on loopback only, Postfix's smtp-source sends to three targets that all end at the
 # same smtp-sink (which discards the mail):
 #   direct    smtp-source → smtp-sink
-#   haproxy   smtp-source → haproxy (mode tcp, nbthread 1) → smtp-sink
-#   dotgate   smtp-source → dotgate (--workers 1, policies: limits, downstream.pool) → smtp-sink
+#   haproxy   smtp-source → haproxy (mode tcp, nbthread 1; BENCH_WORKERS) → smtp-sink
+#   dotgate   smtp-source → dotgate (--workers 1 (BENCH_WORKERS), policies: limits, downstream.pool)
+#             → smtp-sink
 #   tuned     the same dotgate binary, configured for speed: downstream.pool size 20 and
 #             max_sessions 100 (MTA connections carried from one client to the next), busy_poll_us
 #             100 (the worker polls 100 µs after each read instead of sleeping)
@@ -33,6 +34,14 @@
 # in one interleaved run.
 # BENCH_TUNED=0 leaves the tuned target out; BENCH_TUNED_POOL (20), BENCH_TUNED_MAX_SESSIONS (100),
 # BENCH_TUNED_BUSY_POLL (100) are its settings.
+# BENCH_WORKERS=N runs dotgate and tuned with --workers N and haproxy with nbthread N (default 1).
+# BENCH_CORES=1 is the two-core mode: the targets are direct, haproxy (nbthread 1), haproxy2
+# (nbthread 2), dotgate (--workers 1), dotgate2 (--workers 2), tuned and tuned2 (BENCH_TUNED=0: no
+# tuned ones), interleaved in each run; it measures throughput only (no latency, no idle RSS) and
+# prints each one's 2/1 ratio, the CPU per message of the proxy AND of the load generator
+# (smtp-source: this shell's waited-for children, /proc/$$/stat cutime+cstime; smtp-sink: its
+# /proc/PID/stat), the machine's busy share during the runs (/proc/stat, every process on it), and
+# how the two workers of dotgate2/tuned2 shared the work (CPU ticks of each "dotgate-wN" thread).
 # Knobs: BENCH_MESSAGES (10000 per throughput run), BENCH_REPS (3), BENCH_LATENCY_MESSAGES (1000),
 # BENCH_IDLE (5000), BENCH_PORT_BASE (22025; keep it below the ephemeral range, 32768+, which the bench's own clients use), BENCH_LOG_LEVEL (dotgate's log level, info), BENCH_DIR.
 # Every process it starts is stopped by its pid on exit; every step has a time limit.
@@ -63,6 +72,9 @@ BASE_ADMIN_PORT=$((BASE + 8))
 BASE_TUNED_PORT=$((BASE + 9))
 BASE_TUNED_ADMIN_PORT=$((BASE + 10))
 TUNED=${BENCH_TUNED:-1}
+WORKERS=${BENCH_WORKERS:-1}
+CORES=${BENCH_CORES:-0}
+NEXT_PORT=$((BASE + 11))  # the cores mode's second targets take ports from here on
 TUNED_POOL_JSON="{\"size\": ${BENCH_TUNED_POOL:-20}, \"max_idle\": 60, \"max_sessions\": ${BENCH_TUNED_MAX_SESSIONS:-100}}"
 TUNED_BUSY_POLL=${BENCH_TUNED_BUSY_POLL:-100}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
@@ -112,17 +124,21 @@ if [ "$(ulimit -n)" -lt "$need" ]; then
   IDLE=$((($(ulimit -n) - 1000) / 2))
 fi
 MAXCONN=$((IDLE + 1000))
-for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT" "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$UVRELAY_PORT"; do
+for p in "$DOTGATE_PORT" "$SINK_PORT" "$HAPROXY_PORT" "$ADMIN_PORT" "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$UVRELAY_PORT" \
+         $([ "$CORES" = 1 ] && seq "$NEXT_PORT" $((NEXT_PORT + 5)) || true); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
 
 # ---- start the three: sink, haproxy, dotgate ----------------------------------------------------
 start_sink "$SINK_PORT" "$MAXCONN"
 
-cat >"$WORK/haproxy.cfg" <<EOF
-# A blind byte relay: what an SMTP-unaware proxy costs. One thread, as dotgate gets one worker.
+# start_haproxy NAME PORT NBTHREAD: a blind byte relay, what an SMTP-unaware proxy costs; nbthread
+# as many as dotgate gets workers. Registers target NAME (add_target, below).
+start_haproxy() {
+  local name=$1 port=$2 threads=$3 pid
+  cat >"$WORK/$name.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $threads
     maxconn $MAXCONN
 defaults
     mode tcp
@@ -131,14 +147,16 @@ defaults
     timeout server 600s
     maxconn $MAXCONN
 frontend smtp_in
-    bind 127.0.0.1:$HAPROXY_PORT
+    bind 127.0.0.1:$port
     default_backend smtp_sink
 backend smtp_sink
     server sink 127.0.0.1:$SINK_PORT maxconn $MAXCONN
 EOF
-haproxy -db -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
-wait_port "$HAPROXY_PORT" "$HAPROXY_PID" haproxy
+  haproxy -db -q -f "$WORK/$name.cfg" >"$WORK/$name.log" 2>&1 &
+  pid=$!; PIDS+=("$pid")
+  wait_port "$port" "$pid" "$name"
+  add_target "$name" "$port" "$pid"
+}
 
 # add_target NAME PORT PID: a proxy the runs below measure (throughput, latency, CPU, idle RSS).
 add_target() {
@@ -146,42 +164,54 @@ add_target() {
   TARGET_PID[$1]=$3
   TARGETS+=("$1")
   PROXIES+=("$1")
+  CPU_TICKS[$1]=0; CPU_MSGS[$1]=0
 }
 
-# start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA [BINARY]: writes $WORK/NAME.json (POOL_JSON:
-# the downstream.pool object, or "off" for none; EXTRA: more top-level members, each ending in a
-# comma), starts dotgate (or BINARY) on it, registers it as target NAME.
+# start_dotgate NAME PORT ADMIN_PORT POOL_JSON EXTRA [BINARY [WORKERS]]: writes $WORK/NAME.json
+# (POOL_JSON: the downstream.pool object, or "off" for none; EXTRA: more top-level members, each
+# ending in a comma), starts dotgate (or BINARY) on it with --workers WORKERS (BENCH_WORKERS),
+# registers it as target NAME.
 start_dotgate() {
-  local name=$1 port=$2 admin=$3 pool=$4 extra=$5 binary=${6:-$DOTGATE} pid
+  local name=$1 port=$2 admin=$3 pool=$4 extra=$5 binary=${6:-$DOTGATE} workers=${7:-$WORKERS} pid
   cat >"$WORK/$name.json" <<EOF
 {
   "listeners": [{"address": "127.0.0.1", "port": $port}],
   "downstream": {"address": "127.0.0.1", "port": $SINK_PORT$([ "$pool" != off ] && echo ", \"pool\": $pool" || true)},
   "admin": {"address": "127.0.0.1", "port": $admin, "enabled": true},
-  "workers": 1, $extra
+  "workers": $workers, $extra
   "log": {"format": "text", "level": "$LOG_LEVEL"},
   "smtp": {"max_connections": $MAXCONN},
   "spool": {"directory": "$WORK"},
   "policies": [{"type": "limits"}]
 }
 EOF
-  "$binary" --config "$WORK/$name.json" --workers 1 >"$WORK/$name.log" 2>&1 &
+  "$binary" --config "$WORK/$name.json" --workers "$workers" >"$WORK/$name.log" 2>&1 &
   pid=$!; PIDS+=("$pid")
   wait_port "$port" "$pid" "$name"
   add_target "$name" "$port" "$pid"
 }
 
-declare -A TARGET_PORT=([direct]=$SINK_PORT [haproxy]=$HAPROXY_PORT)
-declare -A TARGET_PID=([haproxy]=$HAPROXY_PID)
-TARGETS=(direct haproxy)
-PROXIES=(haproxy)
-declare -A CPU_TICKS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0 [base]=0 [base_tuned]=0)
-declare -A CPU_MSGS=([haproxy]=0 [dotgate]=0 [tuned]=0 [uvrelay]=0 [base]=0 [base_tuned]=0)
+declare -A TARGET_PORT=([direct]=$SINK_PORT)
+declare -A TARGET_PID=()
+TARGETS=(direct)
+PROXIES=()
+declare -A CPU_TICKS=() CPU_MSGS=() SRC_TICKS=() SINKCPU_TICKS=() BUSY_RUNS=()
+[ "$CORES" = 1 ] && WORKERS=1  # the cores mode's first targets have one worker, its second two
+start_haproxy haproxy "$HAPROXY_PORT" "$WORKERS"
+[ "$CORES" = 1 ] && { start_haproxy haproxy2 "$NEXT_PORT" 2; NEXT_PORT=$((NEXT_PORT + 1)); }
 start_dotgate dotgate "$DOTGATE_PORT" "$ADMIN_PORT" "$POOL_JSON" ""
 DOTGATE_PID=${TARGET_PID[dotgate]}
+if [ "$CORES" = 1 ]; then
+  start_dotgate dotgate2 "$NEXT_PORT" $((NEXT_PORT + 1)) "$POOL_JSON" "" "$DOTGATE" 2
+  NEXT_PORT=$((NEXT_PORT + 2))
+fi
 if [ "$TUNED" = 1 ]; then
   start_dotgate tuned "$TUNED_PORT" "$TUNED_ADMIN_PORT" "$TUNED_POOL_JSON" "\"busy_poll_us\": $TUNED_BUSY_POLL,"
   TUNED_PID=${TARGET_PID[tuned]}
+  if [ "$CORES" = 1 ]; then
+    start_dotgate tuned2 "$NEXT_PORT" $((NEXT_PORT + 1)) "$TUNED_POOL_JSON" "\"busy_poll_us\": $TUNED_BUSY_POLL," "$DOTGATE" 2
+    NEXT_PORT=$((NEXT_PORT + 2))
+  fi
 fi
 if [ -n "$BASELINE" ]; then
   [ -x "$BASELINE" ] || die "BENCH_BASELINE=$BASELINE is not an executable"
@@ -201,7 +231,7 @@ if [ "$UVRELAY" = 1 ]; then
 fi
 
 # ---- throughput: 20 sessions, 1 and 5 recipients -----------------------------------------------
-declare -A RATE
+declare -A RATE RUN_TIME
 log "throughput: $SESSIONS sessions, $MESSAGES messages of $SIZE bytes per run, $REPS runs${REUSE[*]:+, connections reused (-d)}"
 for rcpts in 1 5; do
   declare -A runs=()
@@ -210,12 +240,22 @@ for rcpts in 1 5; do
       run_source "$target" "$SESSIONS" "$MESSAGES" "$rcpts"; secs=$RUN_SECS
       if [ "$secs" = FAIL ]; then rate=FAIL; else rate=$(awk -v n="$MESSAGES" -v s="$secs" 'BEGIN { printf "%.0f\n", n / s }'); fi
       runs[$target]="${runs[$target]:-} $rate"
-      log "  run $rep, $rcpts rcpt, $target: $rate msg/s"
+      SRC_TICKS[$target]=$((${SRC_TICKS[$target]:-0} + RUN_SOURCE_TICKS))
+      SINKCPU_TICKS[$target]=$((${SINKCPU_TICKS[$target]:-0} + RUN_SINK_TICKS))
+      BUSY_RUNS[$target]="${BUSY_RUNS[$target]:-} $RUN_BUSY_PCT"
+      [ "$secs" != FAIL ] && RUN_TIME[$target]=$(awk -v a="${RUN_TIME[$target]:-0}" -v b="$secs" 'BEGIN { print a + b }')
+      log "  run $rep, $rcpts rcpt, $target: $rate msg/s (machine busy $RUN_BUSY_PCT %)"
     done
   done
   for target in "${TARGETS[@]}"; do RATE[$target,$rcpts]=$(median <<<"${runs[$target]}"); done
   unset runs
 done
+
+if [ "$CORES" = 1 ]; then
+  # shellcheck source=test/bench/relay_cores.sh
+  source "$ROOT/test/bench/relay_cores.sh"  # the two-core summary; then the EXIT trap stops all
+  exit 0
+fi
 
 # ---- latency: one session, sequential ----------------------------------------------------------
 declare -A LAT
@@ -286,8 +326,8 @@ echo
 echo "relay benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load average at start $LOAD_AT_START"
 echo "smtp-source: $SESSIONS sessions, $SIZE-byte messages, $MESSAGES per run, median of $REPS runs;" \
      "$([ ${#REUSE[@]} -gt 0 ] && echo "connections reused (-d)" || echo "one connection per message")"
-echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread 1;" \
-     "dotgate: $DOTGATE, --workers 1, log level $LOG_LEVEL, policies [limits], downstream.pool $POOL_JSON"
+echo "haproxy: $(haproxy -v | head -n1 | awk '{ print $3 }'), mode tcp, nbthread $WORKERS;" \
+     "dotgate: $DOTGATE, --workers $WORKERS, log level $LOG_LEVEL, policies [limits], downstream.pool $POOL_JSON"
 if [ "$TUNED" = 1 ]; then echo "tuned: the same dotgate, downstream.pool $TUNED_POOL_JSON, busy_poll_us $TUNED_BUSY_POLL"; fi
 if [ "$UVRELAY" = 1 ]; then echo "uvrelay: test/bench/uv_relay.c, a blind byte relay on libuv (no SMTP, timers, logs or pool)"; fi
 echo
@@ -304,7 +344,7 @@ echo
 # Issue 3's targets for dotgate with one worker, in each configuration.
 targets() {  # TARGET
   local t=$1 d1=${RATE[$1,1]} d5=${RATE[$1,5]} h1=${RATE[haproxy,1]} h5=${RATE[haproxy,5]} lr ik
-  echo "targets ($t, one worker):"
+  echo "targets ($t, --workers $WORKERS):"
   if [[ "$d1$d5$h1$h5" == *FAIL* ]]; then
     check "throughput >= haproxy's (1 and 5 recipients)" "n/a (a run failed)"
   else

@@ -3,9 +3,12 @@
 
 Covers issue 3 "Workers": with --workers 2 (and workers: 2 in the config) concurrent smtplib
 clients are all relayed, each message intact at the sink, and /metrics sums the workers' counters.
+Each worker's thread is named dotgate-wN (test/bench/relay_cores.sh and `top -H` tell them apart by
+it), one per worker.
 """
 
 import concurrent.futures
+import glob
 import smtplib
 
 from harness import IntegrationTest, LOOPBACK, main, metric, sink_form
@@ -38,6 +41,17 @@ class WorkersTest(IntegrationTest):
     def test_workers_2_command_line(self):
         sink = self.sink()
         dg = self.dotgate(sink.port, args=["--workers", "2"])
+        self.run_many(dg, sink)
+
+    def test_worker_threads_named(self):
+        sink = self.sink()
+        dg = self.dotgate(sink.port, workers=3)
+        names = []
+        for comm in glob.glob("/proc/%d/task/*/comm" % dg.proc.pid):
+            with open(comm) as f:
+                names.append(f.read().strip())
+        self.assertEqual(sorted(n for n in names if n.startswith("dotgate-w")),
+                         ["dotgate-w0", "dotgate-w1", "dotgate-w2"], names)
         self.run_many(dg, sink)
 
     def test_workers_2_config(self):

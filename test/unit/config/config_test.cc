@@ -328,9 +328,16 @@ TEST_CASE("config: the shipped example loads, with the values it documents") {
   CHECK(c.policies[1]["lists"][0]["path"] == "/etc/dotgate/keywords.txt");
   CHECK(c.policies[2]["type"] == "script");
   CHECK(c.policies[2]["path"] == "/etc/dotgate/filter.sh");
+  // The recommended pool (README, "Which speed settings are defaults"): not the default, which
+  // holds no MTA process; one client per MTA connection, as the default.
+  CHECK(c.downstream.pool_size == 2);
 
   // Apart from those, every value is the default: the example documents the defaults.
   Config d = parse_config(json::object());
+  CHECK(d.downstream.pool_size == 0);
+  CHECK(c.downstream.pool_max_idle == d.downstream.pool_max_idle);
+  CHECK(c.downstream.pool_max_sessions == d.downstream.pool_max_sessions);
+  CHECK(c.busy_poll_us == d.busy_poll_us);
   CHECK(c.downstream.connect_timeout == d.downstream.connect_timeout);
   CHECK(c.downstream.reply_timeout == d.downstream.reply_timeout);
   CHECK(c.downstream.data_end_timeout == d.downstream.data_end_timeout);
@@ -361,7 +368,7 @@ TEST_CASE("config: the shipped example loads, with the values it documents") {
                           "policies"})
     CHECK_MESSAGE(doc.contains(key), key);
   CHECK(doc["smtp"].size() == 12);
-  CHECK(doc["downstream"].size() == 5);
+  CHECK(doc["downstream"].size() == 6);
 }
 
 TEST_CASE("config: JSON syntax errors give file, line and column") {
