@@ -1,5 +1,5 @@
-# test/bench/lib.sh — what the shell benchmarks share; sourced by relay.sh, relay_webhook.sh and
-# webhook.sh (after `set -euo pipefail`), never run.
+# test/bench/lib.sh — what the shell benchmarks share; sourced by relay.sh, relay_webhook.sh,
+# webhook.sh, tls_relay.sh, postfix.sh and sessions.sh (after `set -euo pipefail`), never run.
 #
 # The caller sets BENCH_NAME (its file name, for die) before sourcing, and WORK (the directory for
 # logs and configs) before it starts anything. What this file owns: PIDS, every process a bench
@@ -63,6 +63,39 @@ note_load() {
   if awk -v l="$LOAD_AT_START" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
     log "warning: load average $LOAD_AT_START on $(nproc) cores: the figures will be noisy; run on an idle machine"
   fi
+}
+
+# need_dotgate: the binary in $DOTGATE; the default one, build-bench/proxy/dotgate, is built
+# (release) when missing, only that target, not the test suite.
+need_dotgate() {
+  if [ ! -x "$DOTGATE" ] && [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
+    log "building $DOTGATE (release)"
+    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
+    timeout 1200 ninja -C build-bench proxy/dotgate >&2
+  fi
+  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
+}
+
+# haproxy_tcp_config FILE PORT BACKEND_PORT NBTHREAD MAXCONN [BIND_EXTRA]: haproxy as a blind byte
+# relay (mode tcp) from 127.0.0.1:PORT to 127.0.0.1:BACKEND_PORT, what an SMTP-unaware proxy costs;
+# BIND_EXTRA is added to the bind line (e.g. "ssl crt FILE" to terminate TLS).
+haproxy_tcp_config() {
+  cat >"$1" <<EOF
+global
+    nbthread $4
+    maxconn $5
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 600s
+    timeout server 600s
+    maxconn $5
+frontend smtp_in
+    bind 127.0.0.1:$2 ${6:-}
+    default_backend downstream
+backend downstream
+    server mta 127.0.0.1:$3 maxconn $5
+EOF
 }
 
 # start_sink PORT MAXCONN: smtp-sink on loopback, discarding the mail; sets SINK_PID.

@@ -82,14 +82,7 @@ getent passwd postfix >/dev/null && getent group postdrop >/dev/null || die "no 
 
 note_load
 
-if [ ! -x "$DOTGATE" ]; then
-  if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
-    log "building $DOTGATE (release)"
-    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
-    ninja -C build-bench proxy/dotgate >&2
-  fi
-  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
-fi
+need_dotgate
 for p in $(seq "$BASE" $((BASE + 7))); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT_BASE)"
 done
@@ -214,22 +207,7 @@ declare -A TARGET_PORT=([direct]=$SMTPD_PORT) TARGET_PID=() CPU_TICKS=() CPU_MSG
 TARGETS=(direct)
 add_target() { TARGET_PORT[$1]=$2; TARGET_PID[$1]=$3; TARGETS+=("$1"); CPU_TICKS[$1]=0; CPU_MSGS[$1]=0; }
 
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread $HAPROXY_THREADS
-    maxconn $MAXCONN
-defaults
-    mode tcp
-    timeout connect 10s
-    timeout client 600s
-    timeout server 600s
-    maxconn $MAXCONN
-frontend smtp_in
-    bind 127.0.0.1:$HAPROXY_PORT
-    default_backend postfix
-backend postfix
-    server smtpd 127.0.0.1:$SMTPD_PORT maxconn $MAXCONN
-EOF
+haproxy_tcp_config "$WORK/haproxy.cfg" "$HAPROXY_PORT" "$SMTPD_PORT" "$HAPROXY_THREADS" "$MAXCONN"
 haproxy -db -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 pid=$!; PIDS+=("$pid")
 wait_port "$HAPROXY_PORT" "$pid" haproxy

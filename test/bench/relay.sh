@@ -106,14 +106,7 @@ done
 note_load
 
 # ---- the dotgate binary -------------------------------------------------------------------------
-if [ ! -x "$DOTGATE" ]; then
-  if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
-    log "building $DOTGATE (release)"
-    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
-    ninja -C build-bench proxy/dotgate >&2
-  fi
-  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
-fi
+need_dotgate
 
 # ---- limits: 5,000 idle sessions are 5,000 client + 5,000 downstream sockets in dotgate ----------
 hard=$(ulimit -Hn)
@@ -136,22 +129,7 @@ start_sink "$SINK_PORT" "$MAXCONN"
 # as many as dotgate gets workers. Registers target NAME (add_target, below).
 start_haproxy() {
   local name=$1 port=$2 threads=$3 pid
-  cat >"$WORK/$name.cfg" <<EOF
-global
-    nbthread $threads
-    maxconn $MAXCONN
-defaults
-    mode tcp
-    timeout connect 10s
-    timeout client 600s
-    timeout server 600s
-    maxconn $MAXCONN
-frontend smtp_in
-    bind 127.0.0.1:$port
-    default_backend smtp_sink
-backend smtp_sink
-    server sink 127.0.0.1:$SINK_PORT maxconn $MAXCONN
-EOF
+  haproxy_tcp_config "$WORK/$name.cfg" "$port" "$SINK_PORT" "$threads" "$MAXCONN"
   haproxy -db -q -f "$WORK/$name.cfg" >"$WORK/$name.log" 2>&1 &
   pid=$!; PIDS+=("$pid")
   wait_port "$port" "$pid" "$name"

@@ -106,14 +106,7 @@ done
 note_load
 
 # ---- the dotgate binary -------------------------------------------------------------------------
-if [ ! -x "$DOTGATE" ]; then
-  if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
-    log "building $DOTGATE (release)"
-    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
-    ninja -C build-bench proxy/dotgate >&2
-  fi
-  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
-fi
+need_dotgate
 
 # ---- limits -------------------------------------------------------------------------------------
 hard=$(ulimit -Hn)

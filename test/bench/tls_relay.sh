@@ -101,14 +101,7 @@ case $TLS_VERSION in ""|1.2|1.3) ;; *) die "BENCH_TLS_VERSION is empty, 1.2 or 1
 note_load
 
 # ---- the dotgate binary and the client ----------------------------------------------------------
-if [ ! -x "$DOTGATE" ]; then
-  if [ "$DOTGATE" = build-bench/proxy/dotgate ]; then
-    log "building $DOTGATE (release)"
-    [ -f build-bench/meson-private/coredata.dat ] || meson setup build-bench -Dbuildtype=release >&2
-    timeout 1200 ninja -C build-bench proxy/dotgate >&2
-  fi
-  [ -x "$DOTGATE" ] || die "no dotgate binary at $DOTGATE"
-fi
+need_dotgate
 LOAD="$WORK/smtp_tls_load"
 # shellcheck disable=SC2046  # pkg-config's flags are words
 timeout 300 c++ -std=c++20 -O2 -DNDEBUG -Wall -Wextra "$ROOT/test/bench/smtp_tls_load.cc" \
