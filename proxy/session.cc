@@ -16,17 +16,6 @@
 
 namespace dotgate::proxy {
 
-
-bool Session::declared_too_big(const std::string& value) const {
-  std::uint64_t n = 0;
-  for (char c : value) {
-    if (c < '0' || c > '9') return false;  // not a number: the downstream judges the syntax
-    if (n > (UINT64_MAX - 9) / 10) return true;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n > config_.smtp.max_message_size;
-}
-
 Session::Session(SessionHost& host, std::shared_ptr<const Runtime> runtime)
     : host_(host),
       runtime_(std::move(runtime)),
@@ -354,7 +343,7 @@ bool Session::check(const smtp::Command& cmd) {
         fail_session(replies::kShuttingDown, "draining");
         return false;
       }
-      if (const smtp::EsmtpParam* size = cmd.param("SIZE"); size && declared_too_big(size->value)) {
+      if (const smtp::EsmtpParam* size = cmd.param("SIZE"); size && smtp::declared_size_exceeds(size->value, config_.smtp.max_message_size)) {
         // RFC 1870 6.1: we announced SIZE; a larger declaration is refused before any byte.
         queue_local(replies::kMessageTooBig);
         return false;

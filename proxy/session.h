@@ -195,7 +195,6 @@ class Session final : public net::Stream::Events, public DownstreamLink::Owner {
   bool check(const smtp::Command& cmd);  // false: answered locally
   bool can_take_command() const;
   bool needs_policy(const smtp::Command& cmd) const;
-  bool declared_too_big(const std::string& size_value) const;
   void run_policy(ParkedCommand& parked);
   void proceed(smtp::Command cmd);
   void feed_data();

@@ -137,6 +137,16 @@ std::string_view verb_name(Verb verb) {
   return "UNKNOWN";
 }
 
+bool declared_size_exceeds(std::string_view value, std::uint64_t limit) {
+  std::uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return false;
+    if (n > (UINT64_MAX - 9) / 10) return true;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n > limit;
+}
+
 const EsmtpParam* Command::param(std::string_view keyword) const {
   for (const auto& p : params) {
     if (iequals(p.keyword, keyword)) return &p;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,11 @@ struct EsmtpParam {
   std::string value;    // empty when the parameter has no "=value"
   bool has_value = false;
 };
+
+// MAIL FROM's SIZE=value (RFC 1870) against `limit`: true when the value is a number above it
+// (any number too large for 64 bits is). A value that is not a number is not judged here: the
+// downstream judges the syntax.
+bool declared_size_exceeds(std::string_view value, std::uint64_t limit);
 
 struct Command {
   Verb verb = Verb::Unknown;

@@ -237,3 +237,15 @@ TEST_CASE("verb_name") {
   CHECK(dotgate::smtp::verb_name(Verb::Xforward) == "XFORWARD");
   CHECK(dotgate::smtp::verb_name(Verb::Unknown) == "UNKNOWN");
 }
+
+TEST_CASE("declared_size_exceeds: a number above the limit, 64-bit overflow, not-a-number left to the MTA") {
+  using dotgate::smtp::declared_size_exceeds;
+  CHECK_FALSE(declared_size_exceeds("1000", 1000));
+  CHECK(declared_size_exceeds("1001", 1000));
+  CHECK_FALSE(declared_size_exceeds("0", 0));
+  CHECK_FALSE(declared_size_exceeds("", 1000));
+  CHECK(declared_size_exceeds("18446744073709551615", 1000));
+  CHECK(declared_size_exceeds("99999999999999999999999999", UINT64_MAX));  // past 64 bits
+  CHECK_FALSE(declared_size_exceeds("12x", 1));   // not a number: the downstream judges it
+  CHECK_FALSE(declared_size_exceeds("-5", 1));
+}
