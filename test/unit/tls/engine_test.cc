@@ -85,6 +85,9 @@ TEST_CASE("tls engine: the server's first flight cut in two at every byte") {
     std::string s_out;
     p.server.receive(p.to_server, p.server_got, s_out);
     p.to_server.clear();
+    // An ECDSA signature's DER length varies by a byte or two from one handshake to the next, so
+    // this pair's flight may end before the probe's did: a cut past its end is no cut.
+    if (cut >= s_out.size()) continue;
     p.client.receive(std::string_view(s_out).substr(0, cut), p.client_got, p.to_server);
     CHECK(p.client.state() == State::Handshaking);
     p.client.receive(std::string_view(s_out).substr(cut), p.client_got, p.to_server);
